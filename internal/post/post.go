@@ -1,0 +1,141 @@
+// Package post defines a post as every part of the system stores and serves it, with its one JSON
+// form for clients and its one form for the write-back queue.
+//
+// Post ids are Snowflake ids above 2^53, so JSON carries them twice (a number for the reference's
+// clients and a string for JavaScript), and the queue carries them only as strings, since
+// gocraft/work decodes job-argument numbers as float64.
+package post
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Post is one post.
+type Post struct {
+	ID        uint64
+	UserID    uint64
+	Contents  string
+	URL       string          // "" when the post has no link
+	Scrap     json.RawMessage // the link preview as scrapd returned it; nil when none
+	CreatedAt time.Time       // from the id's timestamp, millisecond precision, UTC
+}
+
+type wire struct {
+	ID        uint64          `json:"post_id"`
+	IDStr     string          `json:"post_id_str"`
+	UserID    uint64          `json:"user_id"`
+	Contents  string          `json:"contents"`
+	URL       *string         `json:"url"`
+	Scrap     json.RawMessage `json:"scrap"`
+	CreatedAt string          `json:"created_at"`
+}
+
+// MarshalJSON writes the client form of DESIGN §6.
+func (p Post) MarshalJSON() ([]byte, error) {
+	w := wire{ID: p.ID, IDStr: strconv.FormatUint(p.ID, 10), UserID: p.UserID, Contents: p.Contents,
+		Scrap: p.Scrap, CreatedAt: p.CreatedAt.UTC().Format(time.RFC3339Nano)}
+	if p.URL != "" {
+		w.URL = &p.URL
+	}
+	if len(w.Scrap) == 0 {
+		w.Scrap = json.RawMessage("{}")
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON reads the client form. The id is taken from post_id_str when present, since a
+// number past 2^53 may have been rounded on its way through a JavaScript client.
+func (p *Post) UnmarshalJSON(b []byte) error {
+	var w struct {
+		wire
+		ID json.Number `json:"post_id"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	idText := w.IDStr
+	if idText == "" {
+		idText = w.ID.String()
+	}
+	id, err := strconv.ParseUint(idText, 10, 64)
+	if err != nil {
+		return fmt.Errorf("post_id %q: %w", idText, err)
+	}
+	created, err := time.Parse(time.RFC3339Nano, w.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("created_at %q: %w", w.CreatedAt, err)
+	}
+	*p = Post{ID: id, UserID: w.UserID, Contents: w.Contents, Scrap: w.Scrap, CreatedAt: created.UTC()}
+	if w.URL != nil {
+		p.URL = *w.URL
+	}
+	if string(p.Scrap) == "null" {
+		p.Scrap = nil
+	}
+	return nil
+}
+
+// Args returns the post as gocraft/work job arguments: every number as a decimal string.
+func (p Post) Args() map[string]any {
+	a := map[string]any{
+		"post_id":    strconv.FormatUint(p.ID, 10),
+		"user_id":    strconv.FormatUint(p.UserID, 10),
+		"contents":   p.Contents,
+		"url":        p.URL,
+		"created_at": p.CreatedAt.UTC().Format(time.RFC3339Nano),
+		"scrap":      "",
+	}
+	if len(p.Scrap) > 0 {
+		a["scrap"] = string(p.Scrap)
+	}
+	return a
+}
+
+// FromArgs reads a post back from job arguments written by Args.
+func FromArgs(a map[string]any) (Post, error) {
+	str := func(k string) (string, error) {
+		v, ok := a[k].(string)
+		if !ok {
+			return "", fmt.Errorf("job argument %q: want a string, got %T", k, a[k])
+		}
+		return v, nil
+	}
+	var p Post
+	var err error
+	var s string
+	if s, err = str("post_id"); err == nil {
+		p.ID, err = strconv.ParseUint(s, 10, 64)
+	}
+	if err == nil {
+		if s, err = str("user_id"); err == nil {
+			p.UserID, err = strconv.ParseUint(s, 10, 64)
+		}
+	}
+	if err == nil {
+		p.Contents, err = str("contents")
+	}
+	if err == nil {
+		p.URL, err = str("url")
+	}
+	if err == nil {
+		if s, err = str("created_at"); err == nil {
+			p.CreatedAt, err = time.Parse(time.RFC3339Nano, s)
+			p.CreatedAt = p.CreatedAt.UTC()
+		}
+	}
+	if err == nil {
+		if s, err = str("scrap"); err == nil && s != "" {
+			if !json.Valid([]byte(s)) {
+				err = fmt.Errorf("job argument \"scrap\": not JSON")
+			}
+			p.Scrap = json.RawMessage(s)
+		}
+	}
+	if err != nil {
+		return Post{}, fmt.Errorf("decoding job: %w", err)
+	}
+	return p, nil
+}
