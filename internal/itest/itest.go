@@ -1,0 +1,169 @@
+// Package itest starts real servers — ZooKeeper, Redis, MariaDB and our own
+// daemons — as OS processes for integration tests, in the manner of
+// go-zookeeper's StartTestCluster and ardanlabs' dbtest.
+//
+// Every server gets a free loopback port, a data directory from tb.TempDir(),
+// its own process group and a log file in its directory. Start* helpers poll
+// readiness with a deadline and register a tb.Cleanup that kills the process
+// and, when the test failed, prints the tail of its log.
+//
+// The CI rule: a missing server binary skips the test locally (with the
+// apt-get command that installs it) but fails it when the CI environment
+// variable is set, so CI can never pass by skipping.
+package itest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// pollInterval is how often WaitFor and Eventually re-check their condition.
+const pollInterval = 20 * time.Millisecond
+
+// aptPackages names the Debian package that provides each binary we need.
+var aptPackages = map[string]string{
+	"java":               "zookeeper",
+	"zookeeper.jar":      "zookeeper",
+	"redis-server":       "redis-server",
+	"redis-cli":          "redis-tools",
+	"mariadbd":           "mariadb-server",
+	"mariadb-install-db": "mariadb-server",
+	"mariadb":            "mariadb-client",
+	"go":                 "golang-go",
+}
+
+// extraBinDirs are searched after PATH: sbin directories are often missing
+// from a non-login PATH, and mariadbd lives in /usr/sbin.
+var extraBinDirs = []string{"/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"}
+
+// Require returns the absolute path of the executable name, looked up in PATH
+// and then in /usr/sbin, /usr/bin and /usr/local/bin. When it is missing the
+// test fails if CI is set and is skipped otherwise.
+func Require(tb testing.TB, name string) string {
+	tb.Helper()
+	if p, err := lookPath(name); err == nil {
+		return p
+	}
+	missing(tb, name)
+	return ""
+}
+
+// requireFile is Require for a non-executable file such as a jar.
+func requireFile(tb testing.TB, path string) string {
+	tb.Helper()
+	if _, err := os.Stat(path); err != nil {
+		missing(tb, filepath.Base(path))
+	}
+	return path
+}
+
+func lookPath(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return filepath.Abs(p)
+	}
+	for _, dir := range extraBinDirs {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: %w", name, exec.ErrNotFound)
+}
+
+// missing ends the test for a missing dependency: Fatal in CI, Skip elsewhere.
+func missing(tb testing.TB, name string) {
+	tb.Helper()
+	pkg := aptPackages[name]
+	if pkg == "" {
+		pkg = name
+	}
+	if os.Getenv("CI") != "" {
+		tb.Fatalf("%s not found and CI is set: install it (apt-get install -y %s); integration tests must not skip in CI", name, pkg)
+	}
+	tb.Skipf("%s not found; install it with: sudo apt-get install -y %s", name, pkg)
+}
+
+// handedOut remembers ports FreePort returned, so parallel tests in one
+// process never get the same port even before a server has bound it.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and has
+// not been returned before by this test process.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	for range 100 {
+		port, err := freePort()
+		if err != nil {
+			tb.Fatalf("finding a free port: %v", err)
+		}
+		handedOut.Lock()
+		fresh := !handedOut.ports[port]
+		handedOut.ports[port] = true
+		handedOut.Unlock()
+		if fresh {
+			return port
+		}
+	}
+	tb.Fatalf("finding a free port: no fresh port after 100 tries")
+	return 0
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("listening on 127.0.0.1:0: %w", err)
+	}
+	defer l.Close()
+	addr, ok := l.Addr().(*net.TCPAddr)
+	if !ok {
+		return 0, errors.New("listener address is not TCP")
+	}
+	return addr.Port, nil
+}
+
+// WaitFor polls cond about every 20ms until it returns true, and fails the
+// test if that does not happen within timeout.
+func WaitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	if !Eventually(timeout, cond) {
+		tb.Fatalf("timed out after %s waiting for %s", timeout, what)
+	}
+}
+
+// Eventually polls cond about every 20ms until it returns true (reporting
+// true) or timeout passes (reporting false). cond is always called at least
+// once, and once more at the deadline.
+func Eventually(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		<-tick.C
+	}
+}
+
+// dialable reports whether something accepts TCP connections at addr.
+func dialable(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}

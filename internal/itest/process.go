@@ -1,0 +1,285 @@
+package itest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// stopGrace is how long Stop waits after SIGTERM before it sends SIGKILL.
+const stopGrace = 15 * time.Second
+
+// logTailLines is how much of a server's log a failed test prints.
+const logTailLines = 200
+
+// Process is one running server process: a real OS process in its own
+// process group, so signals reach everything it spawned. Its combined
+// stdout and stderr go to a log file in Dir. A Process may be killed and
+// started again on the same port and data directory.
+type Process struct {
+	// Name identifies the server in logs and failure messages.
+	Name string
+	// Host is the address the server listens on (always 127.0.0.1).
+	Host string
+	// Port is the TCP port the server serves on; 0 if it serves none.
+	Port int
+	// Dir holds the server's data, configuration and log file.
+	Dir string
+
+	bin          string
+	args         []string
+	env          []string // nil means the test process's environment
+	ready        func() bool
+	readyTimeout time.Duration
+	logPath      string
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the current run exited
+	waitErr error         // the current run's exit status, set before done closes
+	paused  bool
+}
+
+// newProcess describes a server process without starting it. ready reports
+// whether the server is serving; nil means as soon as it is started.
+func newProcess(name string, port int, dir, bin string, args []string, ready func() bool, readyTimeout time.Duration) *Process {
+	return &Process{
+		Name: name, Host: "127.0.0.1", Port: port, Dir: dir,
+		bin: bin, args: args, ready: ready, readyTimeout: readyTimeout,
+		logPath: filepath.Join(dir, name+".log"),
+	}
+}
+
+// Addr returns "127.0.0.1:port".
+func (p *Process) Addr() string {
+	return net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
+}
+
+// Pid returns the process id of the current (or last) run, 0 if never started.
+func (p *Process) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// Running reports whether the process has been started and has not exited.
+func (p *Process) Running() bool {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Start starts the process again with the same arguments, port and data
+// directory and waits until it is ready. The test fails if it is running,
+// exits during startup or is not ready in time.
+func (p *Process) Start(tb testing.TB) {
+	tb.Helper()
+	if err := p.launch(); err != nil {
+		tb.Fatalf("starting %s: %v", p.Name, err)
+	}
+	p.waitReady(tb)
+}
+
+// launch starts the OS process and a goroutine that reaps it.
+func (p *Process) launch() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done != nil {
+		select {
+		case <-p.done:
+		default:
+			return errors.New("already running")
+		}
+	}
+	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("opening log: %w", err)
+	}
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Dir = p.Dir
+	cmd.Env = p.env
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	fmt.Fprintf(logf, "=== itest: starting %s %s\n", p.bin, strings.Join(p.args, " "))
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("exec %s: %w", p.bin, err)
+	}
+	done := make(chan struct{})
+	p.cmd, p.done, p.waitErr, p.paused = cmd, done, nil, false
+	go p.reap(cmd, logf, done)
+	return nil
+}
+
+func (p *Process) reap(cmd *exec.Cmd, logf *os.File, done chan struct{}) {
+	err := cmd.Wait()
+	fmt.Fprintf(logf, "=== itest: %s exited: %v\n", p.Name, exitText(err))
+	logf.Close()
+	p.mu.Lock()
+	p.waitErr = err
+	p.mu.Unlock()
+	close(done)
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// waitReady polls the ready probe, failing fast if the process exits.
+func (p *Process) waitReady(tb testing.TB) {
+	tb.Helper()
+	if p.ready == nil {
+		return
+	}
+	exited := false
+	ok := Eventually(p.readyTimeout, func() bool {
+		exited = !p.Running()
+		return exited || p.ready()
+	})
+	switch {
+	case exited:
+		_, err := p.Wait(0)
+		tb.Fatalf("%s exited during startup (%v); log:\n%s", p.Name, exitText(err), p.logTail(logTailLines))
+	case !ok:
+		tb.Fatalf("timed out after %s waiting for %s to be ready on %s; log:\n%s",
+			p.readyTimeout, p.Name, p.Addr(), p.logTail(logTailLines))
+	}
+}
+
+// signal sends sig to the process group of the current run; it reports
+// false when there is no running process.
+func (p *Process) signal(sig syscall.Signal) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+	}
+	// The negative pid addresses the whole group (Setpgid made pid the pgid).
+	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+	switch sig {
+	case syscall.SIGSTOP:
+		p.paused = true
+	case syscall.SIGCONT, syscall.SIGKILL:
+		p.paused = false
+	}
+	return true
+}
+
+// Kill sends SIGKILL to the process group and waits until the process has
+// exited. Killing a process that is not running does nothing.
+func (p *Process) Kill() {
+	if p.signal(syscall.SIGKILL) {
+		p.signal(syscall.SIGCONT) // harmless; wakes any stopped stragglers
+		p.Wait(-1)
+	}
+}
+
+// Stop sends SIGTERM (resuming a paused process so it can act on it), waits
+// up to 15s for the process to exit, and then kills it.
+func (p *Process) Stop() {
+	if !p.signal(syscall.SIGTERM) {
+		return
+	}
+	p.signal(syscall.SIGCONT)
+	if exited, _ := p.Wait(stopGrace); !exited {
+		p.Kill()
+	}
+}
+
+// Pause stops the process group with SIGSTOP: the ports stay bound but
+// nothing answers, as with a hung or partitioned server.
+func (p *Process) Pause() { p.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process group with SIGCONT.
+func (p *Process) Resume() { p.signal(syscall.SIGCONT) }
+
+// Wait waits up to timeout for the process to exit and reports whether it
+// did and its exit error (nil for status 0, *exec.ExitError otherwise). A
+// negative timeout waits forever; a process never started counts as exited.
+func (p *Process) Wait(timeout time.Duration) (exited bool, err error) {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done == nil {
+		return true, nil
+	}
+	if timeout < 0 {
+		<-done
+	} else {
+		timer := time.NewTimer(timeout)
+		defer timer.Stop()
+		select {
+		case <-done:
+		case <-timer.C:
+			return false, nil
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return true, p.waitErr
+}
+
+// Log returns everything the process wrote to stdout and stderr so far,
+// across restarts.
+func (p *Process) Log() string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return fmt.Sprintf("(reading %s: %v)", p.logPath, err)
+	}
+	return string(b)
+}
+
+func (p *Process) logTail(n int) string {
+	lines := strings.Split(strings.TrimRight(p.Log(), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// cleanupOnEnd kills the process when the test ends and, if the test failed,
+// logs the tail of the server's log.
+func (p *Process) cleanupOnEnd(tb testing.TB) {
+	tb.Cleanup(func() {
+		p.Kill()
+		if tb.Failed() {
+			tb.Logf("last %d lines of %s log (%s):\n%s", logTailLines, p.Name, p.logPath, p.logTail(logTailLines))
+		}
+	})
+}
+
+// startProcess registers cleanup, launches p and waits until it is ready.
+func startProcess(tb testing.TB, p *Process) {
+	tb.Helper()
+	p.cleanupOnEnd(tb)
+	p.Start(tb)
+}
