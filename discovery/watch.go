@@ -20,6 +20,11 @@ type Snapshot struct {
 	Data []byte
 	// Children maps each child's name to its data (WatchChildren; data only WithData).
 	Children map[string][]byte
+	// Zxid is the ZooKeeper transaction id of the latest change the snapshot reflects (the
+	// path's children or data, and its children's data WithData). Every process that reads the
+	// same state gets the same Zxid, and it only grows, so it can version derived state such as
+	// a hash ring across processes.
+	Zxid int64
 	// Read is when the snapshot was read from ZooKeeper.
 	Read time.Time
 }
@@ -155,7 +160,7 @@ func (w *Watcher) read(ctx context.Context, events chan<- struct{}) (Snapshot, e
 		return Snapshot{Exists: false, Read: time.Now()}, nil
 	}
 	if !w.children {
-		data, _, dch, err := w.conn.zk.GetW(w.path)
+		data, stat, dch, err := w.conn.zk.GetW(w.path)
 		if errors.Is(err, zk.ErrNoNode) {
 			return Snapshot{Exists: false, Read: time.Now()}, nil
 		}
@@ -163,9 +168,9 @@ func (w *Watcher) read(ctx context.Context, events chan<- struct{}) (Snapshot, e
 			return Snapshot{}, err
 		}
 		forward(ctx, dch, events)
-		return Snapshot{Exists: true, Data: data, Read: time.Now()}, nil
+		return Snapshot{Exists: true, Data: data, Zxid: stat.Mzxid, Read: time.Now()}, nil
 	}
-	names, _, cch, err := w.conn.zk.ChildrenW(w.path)
+	names, dirStat, cch, err := w.conn.zk.ChildrenW(w.path)
 	if errors.Is(err, zk.ErrNoNode) {
 		return Snapshot{Exists: false, Read: time.Now()}, nil
 	}
@@ -174,12 +179,13 @@ func (w *Watcher) read(ctx context.Context, events chan<- struct{}) (Snapshot, e
 	}
 	forward(ctx, cch, events)
 	kids := make(map[string][]byte, len(names))
+	zxid := dirStat.Pzxid
 	for _, n := range names {
 		kids[n] = nil
 		if !w.opts.WithData {
 			continue
 		}
-		data, _, dch, err := w.conn.zk.GetW(path.Join(w.path, n))
+		data, stat, dch, err := w.conn.zk.GetW(path.Join(w.path, n))
 		if errors.Is(err, zk.ErrNoNode) {
 			delete(kids, n) // went away meanwhile; the children watch has fired too
 			continue
@@ -189,8 +195,9 @@ func (w *Watcher) read(ctx context.Context, events chan<- struct{}) (Snapshot, e
 		}
 		forward(ctx, dch, events)
 		kids[n] = data
+		zxid = max(zxid, stat.Mzxid)
 	}
-	return Snapshot{Exists: true, Children: kids, Read: time.Now()}, nil
+	return Snapshot{Exists: true, Children: kids, Zxid: zxid, Read: time.Now()}, nil
 }
 
 // forward signals events once when the one-shot watch ch fires, until ctx ends.
@@ -226,7 +233,7 @@ func (w *Watcher) publish(s Snapshot) {
 }
 
 func equalSnapshots(a, b Snapshot) bool {
-	if a.Exists != b.Exists || string(a.Data) != string(b.Data) || len(a.Children) != len(b.Children) {
+	if a.Exists != b.Exists || a.Zxid != b.Zxid || string(a.Data) != string(b.Data) || len(a.Children) != len(b.Children) {
 		return false
 	}
 	for k, v := range a.Children {
