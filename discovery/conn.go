@@ -81,6 +81,9 @@ func Dial(cfg Config, log *slog.Logger) (*Conn, error) {
 		cfg.SessionTimeout = 10 * time.Second
 	}
 	c := &Conn{log: log, changed: make(chan struct{})}
+	// Hold the lock until c.zk is set: the client's first events may arrive before Connect returns.
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	conn, _, err := zk.Connect(servers, cfg.SessionTimeout,
 		zk.WithHostProvider(&lazyHosts{}),
 		zk.WithEventCallback(c.onEvent),
