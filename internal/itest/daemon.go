@@ -50,7 +50,8 @@ type DaemonSpec struct {
 func StartDaemon(tb testing.TB, spec DaemonSpec) *Process {
 	tb.Helper()
 	p := newDaemon(tb, spec)
-	startProcess(tb, p)
+	p.cleanupOnEnd(tb)
+	p.Start(tb)
 	return p
 }
 

@@ -15,10 +15,12 @@ package itest
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -98,7 +100,8 @@ var handedOut = struct {
 }{ports: map[int]bool{}}
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and has
-// not been returned before by this test process.
+// not been returned before by this test process. Start* helpers retry on
+// another port if a server still finds its port taken.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
 	for range 100 {
@@ -118,7 +121,55 @@ func FreePort(tb testing.TB) int {
 	return 0
 }
 
+// Ports are drawn from below the kernel's ephemeral range: a port from
+// there (what listening on :0 gives) can be taken at any moment as the source
+// port of some outgoing connection — readiness probes make many — and then a
+// server cannot bind it. The floor stays clear of the default ports in
+// DESIGN.md, so a local dev cluster does not collide either.
+const (
+	portFloor   = 20000
+	portCeiling = 32767 // below Linux's default ephemeral range
+)
+
 func freePort() (int, error) {
+	hi := min(portCeiling, ephemeralLow()-1)
+	for range 200 {
+		if hi <= portFloor {
+			break
+		}
+		port := portFloor + rand.IntN(hi-portFloor+1)
+		if canBind(port) {
+			return port, nil
+		}
+	}
+	return kernelPort()
+}
+
+// ephemeralLow returns the bottom of the kernel's ephemeral port range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return portCeiling + 1
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil {
+		return portCeiling + 1
+	}
+	return lo
+}
+
+func canBind(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// kernelPort is the fallback when the range below the ephemeral ports is
+// too small or full: let the kernel choose.
+func kernelPort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("listening on 127.0.0.1:0: %w", err)

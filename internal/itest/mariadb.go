@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,15 +60,18 @@ func startMariaDB(tb testing.TB) *MariaDB {
 	tb.Helper()
 	bin := Require(tb, "mariadbd")
 	tmpl := mariaDBTemplate(tb)
-	dir := tb.TempDir()
-	if err := copyDir(tmpl, filepath.Join(dir, "data")); err != nil {
-		tb.Fatalf("copying MariaDB template datadir: %v", err)
-	}
-	m := &MariaDB{ServerID: int(lastServerID.Add(1)), socket: shortSocketPath(tb)}
-	port := FreePort(tb)
-	m.Process = newProcess("mariadb", port, dir, bin, mariaDBArgs(dir, m.socket, port, m.ServerID),
-		m.selectOne, mariaDBReadyLimit)
-	startProcess(tb, m.Process)
+	m := &MariaDB{ServerID: int(lastServerID.Add(1))}
+	m.Process = startOnFreePort(tb, func(port int) (*Process, error) {
+		dir := tb.TempDir()
+		if err := copyDir(tmpl, filepath.Join(dir, "data")); err != nil {
+			return nil, fmt.Errorf("copying MariaDB template datadir: %w", err)
+		}
+		m.socket = shortSocketPath(tb)
+		args := mariaDBArgs(dir, m.socket, port, m.ServerID)
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		ready := func() bool { return selectOne(addr) }
+		return newProcess("mariadb", port, dir, bin, args, ready, mariaDBReadyLimit), nil
+	})
 	return m
 }
 
@@ -153,9 +157,11 @@ func execUnlogged(db *sql.DB, stmts ...string) error {
 
 // DSN returns a go-sql-driver/mysql data source name for root over TCP on
 // database db ("" for none).
-func (m *MariaDB) DSN(db string) string {
-	return fmt.Sprintf("root@tcp(%s)/%s?parseTime=true&multiStatements=false&charset=utf8mb4&collation=utf8mb4_unicode_ci&timeout=5s&readTimeout=30s&writeTimeout=30s",
-		m.Addr(), db)
+func (m *MariaDB) DSN(db string) string { return dsn(m.Addr(), db, 5*time.Second) }
+
+func dsn(addr, db string, dialTimeout time.Duration) string {
+	return fmt.Sprintf("root@tcp(%s)/%s?parseTime=true&multiStatements=false&charset=utf8mb4"+
+		"&collation=utf8mb4_unicode_ci&timeout=%s&readTimeout=30s&writeTimeout=30s", addr, db, dialTimeout)
 }
 
 // DB returns a handle on database db, closed when the test ends. On a
@@ -230,20 +236,16 @@ func (m *MariaDB) queryRow(query string, args []any, dest ...any) error {
 }
 
 // selectOne is the readiness probe: a real SELECT 1 over TCP.
-func (m *MariaDB) selectOne() bool {
-	var one int
-	return m.queryRowQuick("SELECT 1", &one) == nil && one == 1
-}
-
-func (m *MariaDB) queryRowQuick(query string, dest ...any) error {
-	db, err := sql.Open("mysql", strings.Replace(m.DSN(""), "timeout=5s", "timeout=500ms", 1))
+func selectOne(addr string) bool {
+	db, err := sql.Open("mysql", dsn(addr, "", 500*time.Millisecond))
 	if err != nil {
-		return err
+		return false
 	}
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	return db.QueryRowContext(ctx, query).Scan(dest...)
+	var one int
+	return db.QueryRowContext(ctx, "SELECT 1").Scan(&one) == nil && one == 1
 }
 
 func pingCtx(db *sql.DB) error {

@@ -98,7 +98,9 @@ func (p *Process) Start(tb testing.TB) {
 	if err := p.launch(); err != nil {
 		tb.Fatalf("starting %s: %v", p.Name, err)
 	}
-	p.waitReady(tb)
+	if err := p.awaitReady(); err != nil {
+		tb.Fatalf("starting %s: %v", p.Name, err)
+	}
 }
 
 // launch starts the OS process and a goroutine that reaps it.
@@ -149,11 +151,14 @@ func exitText(err error) string {
 	return err.Error()
 }
 
-// waitReady polls the ready probe, failing fast if the process exits.
-func (p *Process) waitReady(tb testing.TB) {
-	tb.Helper()
+// errExited reports a process that exited before it became ready.
+var errExited = errors.New("exited during startup")
+
+// awaitReady polls the ready probe, failing fast if the process exits. The
+// error carries the tail of the log.
+func (p *Process) awaitReady() error {
 	if p.ready == nil {
-		return
+		return nil
 	}
 	exited := false
 	ok := Eventually(p.readyTimeout, func() bool {
@@ -163,11 +168,11 @@ func (p *Process) waitReady(tb testing.TB) {
 	switch {
 	case exited:
 		_, err := p.Wait(0)
-		tb.Fatalf("%s exited during startup (%v); log:\n%s", p.Name, exitText(err), p.logTail(logTailLines))
+		return fmt.Errorf("%w (%s); log:\n%s", errExited, exitText(err), p.logTail(logTailLines))
 	case !ok:
-		tb.Fatalf("timed out after %s waiting for %s to be ready on %s; log:\n%s",
-			p.readyTimeout, p.Name, p.Addr(), p.logTail(logTailLines))
+		return fmt.Errorf("not ready on %s after %s; log:\n%s", p.Addr(), p.readyTimeout, p.logTail(logTailLines))
 	}
+	return nil
 }
 
 // signal sends sig to the process group of the current run; it reports
@@ -216,8 +221,39 @@ func (p *Process) Stop() {
 }
 
 // Pause stops the process group with SIGSTOP: the ports stay bound but
-// nothing answers, as with a hung or partitioned server.
-func (p *Process) Pause() { p.signal(syscall.SIGSTOP) }
+// nothing answers, as with a hung or partitioned server. It returns once
+// every thread of the process has stopped (stopping is asynchronous: a
+// running thread could otherwise still answer a request sent after Pause).
+func (p *Process) Pause() {
+	if p.signal(syscall.SIGSTOP) {
+		pid := p.Pid()
+		Eventually(2*time.Second, func() bool { return allThreadsStopped(pid) })
+	}
+}
+
+// allThreadsStopped reports whether every thread of pid is in state T
+// (stopped) according to /proc; true if that cannot be read.
+func allThreadsStopped(pid int) bool {
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(stats) == 0 {
+		return true
+	}
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // the thread exited
+		}
+		// The state follows the parenthesised command name, which may contain spaces.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 || i+2 >= len(b) {
+			continue
+		}
+		if st := b[i+2]; st != 'T' && st != 't' && st != 'Z' && st != 'X' {
+			return false
+		}
+	}
+	return true
+}
 
 // Resume continues a paused process group with SIGCONT.
 func (p *Process) Resume() { p.signal(syscall.SIGCONT) }
@@ -232,20 +268,33 @@ func (p *Process) Wait(timeout time.Duration) (exited bool, err error) {
 	if done == nil {
 		return true, nil
 	}
-	if timeout < 0 {
-		<-done
-	} else {
-		timer := time.NewTimer(timeout)
-		defer timer.Stop()
-		select {
-		case <-done:
-		case <-timer.C:
-			return false, nil
-		}
+	if !waitDone(done, timeout) {
+		return false, nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return true, p.waitErr
+}
+
+// waitDone waits up to timeout (forever if negative) for done to close.
+func waitDone(done <-chan struct{}, timeout time.Duration) bool {
+	select { // checked first: a zero timer and a closed done would race
+	case <-done:
+		return true
+	default:
+	}
+	if timeout < 0 {
+		<-done
+		return true
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return true
+	case <-timer.C:
+		return false
+	}
 }
 
 // Log returns everything the process wrote to stdout and stderr so far,
@@ -277,9 +326,31 @@ func (p *Process) cleanupOnEnd(tb testing.TB) {
 	})
 }
 
-// startProcess registers cleanup, launches p and waits until it is ready.
-func startProcess(tb testing.TB, p *Process) {
+// portAttempts bounds startOnFreePort's retries.
+const portAttempts = 3
+
+// startOnFreePort builds a server process for a free port, registers its
+// cleanup and starts it. If the server cannot bind because another process
+// (say, another package's tests) took the port since FreePort, it tries again
+// on another port.
+func startOnFreePort(tb testing.TB, build func(port int) (*Process, error)) *Process {
 	tb.Helper()
-	p.cleanupOnEnd(tb)
-	p.Start(tb)
+	for attempt := 1; ; attempt++ {
+		p, err := build(FreePort(tb))
+		if err != nil {
+			tb.Fatalf("preparing server: %v", err)
+		}
+		p.cleanupOnEnd(tb)
+		if err := p.launch(); err != nil {
+			tb.Fatalf("starting %s: %v", p.Name, err)
+		}
+		err = p.awaitReady()
+		if err == nil {
+			return p
+		}
+		if attempt == portAttempts || !errors.Is(err, errExited) || !strings.Contains(p.Log(), "Address already in use") {
+			tb.Fatalf("starting %s: %v", p.Name, err)
+		}
+		tb.Logf("%s could not bind port %d; retrying on another port", p.Name, p.Port)
+	}
 }

@@ -31,16 +31,16 @@ type RedisOptions struct {
 func StartRedis(tb testing.TB, opts RedisOptions) *Redis {
 	tb.Helper()
 	bin := Require(tb, "redis-server")
-	dir := tb.TempDir()
-	port := FreePort(tb)
-	args, err := redisArgs(dir, port, opts)
-	if err != nil {
-		tb.Fatalf("starting redis: %v", err)
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	p := newProcess("redis", port, dir, bin, args, func() bool { return redisPong(addr) }, redisReadyLimit)
-	startProcess(tb, p)
-	return &Redis{p}
+	return &Redis{startOnFreePort(tb, func(port int) (*Process, error) {
+		dir := tb.TempDir()
+		args, err := redisArgs(dir, port, opts)
+		if err != nil {
+			return nil, err
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		ready := func() bool { return redisPong(addr) }
+		return newProcess("redis", port, dir, bin, args, ready, redisReadyLimit), nil
+	})}
 }
 
 func redisArgs(dir string, port int, opts RedisOptions) ([]string, error) {
@@ -51,6 +51,8 @@ func redisArgs(dir string, port int, opts RedisOptions) ([]string, error) {
 		"--daemonize", "no",
 		"--protected-mode", "no",
 		"--logfile", "", // stdout, which is our log file
+		// A replica's first sync would otherwise wait 5s for more replicas.
+		"--repl-diskless-sync-delay", "0",
 	}
 	if opts.AOF {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
@@ -75,6 +77,8 @@ func (r *Redis) Client(tb testing.TB) *redis.Client {
 		DialTimeout:  2 * time.Second,
 		ReadTimeout:  2 * time.Second,
 		WriteTimeout: 2 * time.Second,
+		// Without this go-redis ignores context deadlines on reads.
+		ContextTimeoutEnabled: true,
 	})
 	tb.Cleanup(func() { c.Close() })
 	return c

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,17 +45,20 @@ func StartZooKeeper(tb testing.TB) *ZooKeeper {
 	tb.Helper()
 	java := Require(tb, "java")
 	requireFile(tb, zkJar)
-	dir := tb.TempDir()
-	port := FreePort(tb)
+	return &ZooKeeper{startOnFreePort(tb, func(port int) (*Process, error) {
+		return newZooKeeper(tb.TempDir(), java, port)
+	})}
+}
+
+func newZooKeeper(dir, java string, port int) (*Process, error) {
 	cfg := filepath.Join(dir, "zoo.cfg")
 	if err := os.WriteFile(cfg, []byte(zkConfig(dir, port)), 0o644); err != nil {
-		tb.Fatalf("writing zoo.cfg: %v", err)
+		return nil, fmt.Errorf("writing zoo.cfg: %w", err)
 	}
 	args := append(append([]string{}, zkJVMFlags...), "-cp", zkClasspath(), zkMainClass, cfg)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	p := newProcess("zookeeper", port, dir, java, args, func() bool { return zkServing(addr) }, zkReadyLimit)
-	startProcess(tb, p)
-	return &ZooKeeper{p}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	ready := func() bool { return zkServing(addr) }
+	return newProcess("zookeeper", port, dir, java, args, ready, zkReadyLimit), nil
 }
 
 // Servers returns the connect string for zk.Connect: []string{Addr()}.
