@@ -1,0 +1,55 @@
+# The two commands a newcomer needs are `make up` and `make test`; both install what they need.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin:/usr/sbin
+GO ?= go
+BIN := $(CURDIR)/bin
+CMDS := guid/cmd/guidd scrap/cmd/scrapd postsvc/cmd/postsvcd writeback/cmd/writebackd \
+	tools/zoo_setup tools/redismon tools/devcluster tools/workwebui tools/loadgen
+# The whole suite runs on 2 shared cores; packages with real servers run two at a time.
+TEST_TIMEOUT ?= 25m
+
+.PHONY: deps modules build test test-short up down status bench fuzz clean
+
+deps:
+	@bash tools/deps.sh
+
+modules:
+	$(GO) mod download
+
+build: modules
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ $(addprefix ./,$(CMDS))
+
+test: deps modules
+	$(GO) vet ./...
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+test-short: modules
+	$(GO) test -short -timeout $(TEST_TIMEOUT) ./...
+
+up: deps build
+	$(BIN)/devcluster up
+
+down:
+	@if [ -x $(BIN)/devcluster ]; then $(BIN)/devcluster down; else echo "nothing to stop: bin/devcluster not built"; fi
+
+status:
+	$(BIN)/devcluster status
+
+# Benchmarks report ratios against baselines measured in the same run; see the README.
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem ./discovery/ ./guid/ ./scrap/ ./writeback/ ./postsvc/
+	bash tools/bench/guid.sh
+	bash tools/bench/scrap.sh
+
+# Each fuzz target for a short while (go test runs only their seed corpora).
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+clean:
+	rm -rf $(BIN)
