@@ -128,28 +128,37 @@ func httpOK(url string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// builds caches BuildBinary results per package for the test process.
+// builds caches BuildBinary results per package for the test process; each
+// package builds once, and different packages build concurrently.
 var builds = struct {
 	sync.Mutex
-	paths map[string]string
-}{paths: map[string]string{}}
+	byPkg map[string]*build
+}{byPkg: map[string]*build{}}
+
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
 
 // BuildBinary builds the main package pkg (a path relative to the module
 // root, like "./guid/cmd/guidd") once per test process and returns the
 // binary's path. Binaries are built with -race when the test binary is.
 func BuildBinary(tb testing.TB, pkg string) string {
 	tb.Helper()
+	goBin := Require(tb, "go")
 	builds.Lock()
-	defer builds.Unlock()
-	if p, ok := builds.paths[pkg]; ok {
-		return p
+	b := builds.byPkg[pkg]
+	if b == nil {
+		b = &build{}
+		builds.byPkg[pkg] = b
 	}
-	p, err := buildBinary(Require(tb, "go"), pkg)
-	if err != nil {
-		tb.Fatalf("building %s: %v", pkg, err)
+	builds.Unlock()
+	b.once.Do(func() { b.path, b.err = buildBinary(goBin, pkg) })
+	if b.err != nil {
+		tb.Fatalf("building %s: %v", pkg, b.err)
 	}
-	builds.paths[pkg] = p
-	return p
+	return b.path
 }
 
 // buildBinary builds into a directory per module checkout and build mode,

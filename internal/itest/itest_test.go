@@ -205,3 +205,27 @@ func body(t *testing.T, db *sql.DB, id int) string {
 	}
 	return b
 }
+
+func TestMariaDBReplicationSurvivesRestarts(t *testing.T) {
+	t.Parallel()
+	primary := itest.StartMariaDB(t)
+	replica := itest.StartMariaDBReplica(t, primary)
+	pdb := primary.DB(t, "app")
+	mustExec(t, pdb, "CREATE TABLE posts (id BIGINT PRIMARY KEY, body TEXT)")
+
+	primary.Kill()
+	primary.Start(t)
+	mustExec(t, pdb, "INSERT INTO posts VALUES (1, 'after primary restart')")
+	replica.WaitReplicated(t, primary)
+
+	replica.Kill()
+	replica.Start(t)
+	mustExec(t, pdb, "INSERT INTO posts VALUES (2, 'after replica restart')")
+	replica.WaitReplicated(t, primary)
+	rdb := replica.DB(t, "app")
+	for id, want := range map[int]string{1: "after primary restart", 2: "after replica restart"} {
+		if got := body(t, rdb, id); got != want {
+			t.Fatalf("row %d on replica: got %q, want %q", id, got, want)
+		}
+	}
+}
