@@ -1,0 +1,78 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"text/template"
+	"time"
+)
+
+//go:embed prometheus.yml.tmpl
+var prometheusTmpl string
+
+// PrometheusConfig holds what the Prometheus configuration template needs.
+type PrometheusConfig struct {
+	ZK             string        // host:port of ZooKeeper
+	Root           string        // ZooKeeper root of the service tree
+	Services       []string      // service directories to discover (R/<svc>/nodes)
+	Interval       time.Duration // scrape interval
+	SessionTimeout time.Duration // ZooKeeper session timeout of the discovery client
+	Self           string        // Prometheus' own host:port
+}
+
+// Timeout is the scrape timeout: the interval, capped at 10s.
+func (p PrometheusConfig) Timeout() time.Duration { return min(p.Interval, 10*time.Second) }
+
+// Path returns the ZooKeeper directory where service's nodes register.
+func (p PrometheusConfig) Path(service string) string { return path.Join(p.Root, service, "nodes") }
+
+// RenderPrometheusConfig renders prometheus.yml.
+func RenderPrometheusConfig(p PrometheusConfig) ([]byte, error) {
+	t, err := template.New("prometheus.yml").Parse(prometheusTmpl)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the Prometheus template: %w", err)
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, p); err != nil {
+		return nil, fmt.Errorf("rendering the Prometheus config: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+func (c *Cluster) prometheusSpec(n Node) (spec, error) {
+	bin, err := lookPath("prometheus")
+	if err != nil {
+		return spec{}, err
+	}
+	dir := c.dataDir(n.Name)
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	addr := c.addr(n.Name)
+	args := []string{
+		"--config.file=" + cfgPath,
+		"--storage.tsdb.path=" + filepath.Join(dir, "tsdb"),
+		"--storage.tsdb.retention.time=2d",
+		"--web.listen-address=" + addr,
+	}
+	return spec{
+		bin: bin, args: append(args, c.cfg.ExtraArgs[n.Name]...),
+		prepare: func(context.Context) error {
+			if err := ensureDir(dir); err != nil {
+				return err
+			}
+			b, err := RenderPrometheusConfig(PrometheusConfig{
+				ZK: c.ZKAddr(), Root: c.cfg.ZKRoot, Services: ServiceDirs,
+				Interval: c.cfg.ScrapeInterval, SessionTimeout: c.cfg.ZKSessionTimeout, Self: addr,
+			})
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(cfgPath, b, 0o644)
+		},
+		ready: func(ctx context.Context) bool { return httpOK(ctx, "http://"+addr+"/-/ready") },
+	}, nil
+}

@@ -1,0 +1,255 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// NodeStatus is one node as `devcluster status` shows it.
+type NodeStatus struct {
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`
+	Pid      int    `json:"pid"`
+	Port     int    `json:"port"`
+	Running  bool   `json:"running"`
+	Ready    bool   `json:"ready"`
+	Wanted   bool   `json:"wanted"` // false after stop or kill: not restarted
+	Restarts int    `json:"restarts"`
+	LastExit string `json:"last_exit,omitempty"`
+	// ZK says what ZooKeeper lists for the node: "registered", "not registered", "ALIVE",
+	// "DOWN", "primary", "secondary", "leader", ... ("" when nothing applies).
+	ZK  string `json:"zk"`
+	Log string `json:"log"`
+}
+
+// Status probes every node and reads what ZooKeeper lists for it.
+func (c *Cluster) Status(ctx context.Context) []NodeStatus {
+	tree := c.readTree(ctx)
+	out := make([]NodeStatus, len(c.nodes))
+	var wg sync.WaitGroup
+	for i, p := range c.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = c.nodeStatus(ctx, p, tree)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (c *Cluster) nodeStatus(ctx context.Context, p *proc, tree zkTree) NodeStatus {
+	p.mu.Lock()
+	st := NodeStatus{
+		Name: p.node.Name, Kind: p.node.Kind.String(), Port: c.port(p.node.Name),
+		Running: p.runningLocked(), Wanted: p.wanted, Restarts: p.restarts, LastExit: p.lastExit, Log: p.log,
+	}
+	if st.Running {
+		st.Pid = p.cmd.Process.Pid
+	}
+	p.mu.Unlock()
+	if p.node.Kind == OneShot {
+		st.Ready = !st.Running && st.LastExit == "exit status 0"
+	} else if st.Running {
+		st.Ready = p.spec.ready == nil || p.spec.ready(ctx)
+	}
+	st.ZK = tree.describe(p.node, c.addr(p.node.Name))
+	return st
+}
+
+// zkTree is the part of the ZooKeeper tree status reports on.
+type zkTree struct {
+	err       error
+	nodes     map[string][]string // service → registered host:port
+	cache     map[string]string   // cache node name → status
+	queue     map[string]string   // host:port → primary / secondary
+	db        map[string]string   // host:port → primary / replica
+	redismonL string              // data of the lowest leader candidate
+}
+
+func (t zkTree) describe(n Node, addr string) string {
+	if t.err != nil {
+		return "zk: " + t.err.Error()
+	}
+	switch {
+	case n.Service != "":
+		if slices.Contains(t.nodes[n.Service], addr) {
+			return "registered"
+		}
+		return "not registered"
+	case n.Program == ProgRedisCache:
+		if s, ok := t.cache[n.Name+":"+addr]; ok {
+			return s
+		}
+		return "not listed"
+	case n.Program == ProgRedisQueue:
+		return orNone(t.queue[addr])
+	case n.Program == ProgMariaDB:
+		return orNone(t.db[addr])
+	case n.Program == ProgRedismon:
+		if t.redismonL != "" && strings.Contains(t.redismonL, addr) {
+			return "leader"
+		}
+		return "standby"
+	}
+	return ""
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "not listed"
+	}
+	return s
+}
+
+// zkClient is the status reader's ZooKeeper connection, kept across calls.
+type zkClient struct{ conn *zk.Conn }
+
+func (c *Cluster) zkConn() (*zk.Conn, error) {
+	c.zkMu.Lock()
+	defer c.zkMu.Unlock()
+	if c.zk != nil {
+		return c.zk.conn, nil
+	}
+	conn, _, err := zk.Connect([]string{c.ZKAddr()}, 4*time.Second,
+		zk.WithLogger(log.New(io.Discard, "", 0)))
+	if err != nil {
+		return nil, err
+	}
+	c.zk = &zkClient{conn: conn}
+	return conn, nil
+}
+
+func (c *Cluster) closeZK() {
+	c.zkMu.Lock()
+	defer c.zkMu.Unlock()
+	if c.zk != nil {
+		c.zk.conn.Close()
+		c.zk = nil
+	}
+}
+
+// readTree reads the service, cache, queue, db and redismon nodes, giving up after a few seconds.
+func (c *Cluster) readTree(ctx context.Context) zkTree {
+	t := zkTree{nodes: map[string][]string{}, cache: map[string]string{}, queue: map[string]string{},
+		db: map[string]string{}}
+	conn, err := c.zkConn()
+	if err != nil {
+		t.err = err
+		return t
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t.err = c.fillTree(conn, &t)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		return zkTree{err: errors.New("ZooKeeper did not answer")}
+	case <-ctx.Done():
+		return zkTree{err: ctx.Err()}
+	}
+	return t
+}
+
+func (c *Cluster) fillTree(conn *zk.Conn, t *zkTree) error {
+	root := c.cfg.ZKRoot
+	for _, svc := range ServiceDirs {
+		kids, _, err := conn.Children(path.Join(root, svc, "nodes"))
+		if err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return err
+		}
+		t.nodes[svc] = kids
+	}
+	cacheDir := path.Join(root, "cache", "nodes")
+	kids, _, err := conn.Children(cacheDir)
+	if err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return err
+	}
+	for _, k := range kids {
+		data, _, err := conn.Get(path.Join(cacheDir, k))
+		if err != nil {
+			continue
+		}
+		var doc struct{ Status string }
+		t.cache[k] = "ALIVE"
+		if json.Unmarshal(data, &doc) == nil && doc.Status != "" {
+			t.cache[k] = strings.ToUpper(doc.Status)
+		}
+	}
+	if data, _, err := conn.Get(path.Join(root, "queue", "sidekiq")); err == nil {
+		var q struct {
+			Primary   string   `json:"primary"`
+			Secondary []string `json:"secondary"`
+		}
+		if json.Unmarshal(data, &q) == nil {
+			for _, s := range q.Secondary {
+				t.queue[s] = "secondary"
+			}
+			t.queue[q.Primary] = "primary"
+		}
+	}
+	if data, _, err := conn.Get(path.Join(root, "db")); err == nil {
+		var d struct {
+			Primary  string   `json:"primary"`
+			Replicas []string `json:"replicas"`
+		}
+		if json.Unmarshal(data, &d) == nil {
+			for _, s := range d.Replicas {
+				t.db[s] = "replica"
+			}
+			t.db[d.Primary] = "primary"
+		}
+	}
+	leaderDir := path.Join(root, "redismon", "leader")
+	if kids, _, err := conn.Children(leaderDir); err == nil && len(kids) > 0 {
+		sort.Slice(kids, func(i, j int) bool { return seqOf(kids[i]) < seqOf(kids[j]) })
+		if data, _, err := conn.Get(path.Join(leaderDir, kids[0])); err == nil {
+			t.redismonL = string(data)
+		}
+	}
+	return nil
+}
+
+// seqOf returns the sequence suffix of an ephemeral-sequential node name (its last 10 chars).
+func seqOf(name string) string {
+	if len(name) < 10 {
+		return name
+	}
+	return name[len(name)-10:]
+}
+
+// ZKChildren lists the children of a path relative to the service root (for tests and tools).
+func (c *Cluster) ZKChildren(rel string) ([]string, error) {
+	conn, err := c.zkConn()
+	if err != nil {
+		return nil, err
+	}
+	kids, _, err := conn.Children(path.Join(c.cfg.ZKRoot, rel))
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, nil
+	}
+	return kids, err
+}
+
+// ZKGet reads the data of a path relative to the service root.
+func (c *Cluster) ZKGet(rel string) ([]byte, error) {
+	conn, err := c.zkConn()
+	if err != nil {
+		return nil, err
+	}
+	data, _, err := conn.Get(path.Join(c.cfg.ZKRoot, rel))
+	return data, err
+}
