@@ -190,6 +190,11 @@ func hitLabel(c cached) string {
 
 // fill fetches key and caches the outcome.
 func (s *Service) fill(key string, u *url.URL) cached {
+	// A flight that ended between our cache miss and DoChan has filled the cache: use it rather
+	// than fetching the page a second time.
+	if c, ok := s.cache.Get(key); ok {
+		return c
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
