@@ -1,0 +1,218 @@
+// Package postqueue is our small interface over gocraft/work v0.5.1, the Sidekiq-style queue
+// between postsvcd and writebackd. The library is unmaintained since 2020, so nothing outside
+// this package imports it: postsvcd enqueues through Enqueuer, writebackd consumes through Worker.
+//
+// What the wrapper adds to the library:
+//   - Enqueue takes a context and returns nil only once the queue Redis acknowledged the LPUSH
+//     (with appendfsync always, that is durable); the redigo pools dial, read and write with
+//     timeouts, so a dead or hung queue fails a write fast instead of hanging it.
+//   - Both sides follow R/queue/sidekiq: SetEndpoints switches to a promoted primary without a
+//     restart (the Worker stops its pool, letting in-flight jobs finish, and starts a new one).
+//   - Job arguments carry ids as strings (post.Args): the library decodes numbers as float64.
+//   - A job whose arguments do not decode, or whose handler reports a permanent error, goes to
+//     the dead set at once, since retrying cannot help; every other failure is retried with the
+//     caller's policy (the library's default, 4 fails, kills a job within minutes).
+//   - Job outcomes and queue depth are exported as metrics.
+//
+// Library behaviours that remain (DESIGN §7): an idle worker goroutine backs off its polling up
+// to 5 s, so pickup latency at low load depends on how many goroutines poll; a killed process's
+// in-flight jobs are re-queued only when some pool's reaper finds its heartbeat stale (10 s after
+// a pool starts, then every ~10 min); and the library prints its own errors to stdout
+// ("ERROR: worker.fetch - ...") rather than through our logger.
+package postqueue
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/the-red/zkpost/internal/post"
+)
+
+// JobName is the gocraft/work job that persists one post.
+const JobName = "persist_post"
+
+// Config holds the queue flags shared by the enqueuing and the consuming side.
+type Config struct {
+	// Namespace prefixes every key, as gocraft/work's namespace ("the_red" → "the_red:jobs:persist_post").
+	Namespace string
+	// DialTimeout bounds connecting; IOTimeout bounds each command's write and reply.
+	DialTimeout time.Duration
+	IOTimeout   time.Duration
+}
+
+// RegisterFlags adds --queue-namespace, --queue-dial-timeout and --queue-io-timeout to fs.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Namespace, "queue-namespace", "the_red", "gocraft/work namespace of the write-back queue")
+	fs.DurationVar(&c.DialTimeout, "queue-dial-timeout", time.Second, "queue Redis connect timeout")
+	fs.DurationVar(&c.IOTimeout, "queue-io-timeout", 2*time.Second, "queue Redis command timeout")
+}
+
+func (c Config) withDefaults() Config {
+	if c.Namespace == "" {
+		c.Namespace = "the_red"
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = time.Second
+	}
+	if c.IOTimeout <= 0 {
+		c.IOTimeout = 2 * time.Second
+	}
+	return c
+}
+
+// keys names the library's Redis keys (gocraft/work's redis.go; they are part of its format).
+type keys struct{ prefix string }
+
+func newKeys(namespace string) keys {
+	if !strings.HasSuffix(namespace, ":") {
+		namespace += ":"
+	}
+	return keys{prefix: namespace}
+}
+
+func (k keys) jobs() string        { return k.prefix + "jobs:" + JobName }
+func (k keys) knownJobs() string   { return k.prefix + "known_jobs" }
+func (k keys) retry() string       { return k.prefix + "retry" }
+func (k keys) dead() string        { return k.prefix + "dead" }
+func (k keys) scheduled() string   { return k.prefix + "scheduled" }
+func (k keys) workerPools() string { return k.prefix + "worker_pools" }
+
+// job is gocraft/work's job document (work.Job's JSON form).
+type job struct {
+	Name       string         `json:"name,omitempty"`
+	ID         string         `json:"id"`
+	EnqueuedAt int64          `json:"t"`
+	Args       map[string]any `json:"args"`
+	Unique     bool           `json:"unique,omitempty"`
+	Fails      int64          `json:"fails,omitempty"`
+	LastErr    string         `json:"err,omitempty"`
+	FailedAt   int64          `json:"failed_at,omitempty"`
+}
+
+func newJob(p post.Post, now time.Time) ([]byte, error) {
+	var id [12]byte
+	_, _ = rand.Read(id[:])
+	b, err := json.Marshal(job{Name: JobName, ID: hex.EncodeToString(id[:]), EnqueuedAt: now.Unix(), Args: p.Args()})
+	if err != nil {
+		return nil, fmt.Errorf("encoding job: %w", err)
+	}
+	return b, nil
+}
+
+// newPool returns a redigo pool for addr whose every connection dials, reads and writes with
+// the configured timeouts. A connection idle for over a second is pinged before reuse, so the
+// first command after a Redis restart does not fail on a dead socket.
+func newPool(addr string, cfg Config, maxActive int, dial func(ctx context.Context) (redis.Conn, error)) *redis.Pool {
+	if dial == nil {
+		dial = func(ctx context.Context) (redis.Conn, error) { return dialRedis(ctx, addr, cfg) }
+	}
+	return &redis.Pool{
+		DialContext: dial,
+		MaxIdle:     maxActive,
+		MaxActive:   maxActive,
+		Wait:        true,
+		IdleTimeout: 4 * time.Minute,
+		TestOnBorrowContext: func(ctx context.Context, c redis.Conn, used time.Time) error {
+			if time.Since(used) < time.Second {
+				return nil
+			}
+			_, err := redis.DoContext(c, ctx, "PING")
+			return err
+		},
+	}
+}
+
+func dialRedis(ctx context.Context, addr string, cfg Config) (redis.Conn, error) {
+	return redis.DialContext(ctx, "tcp", addr,
+		redis.DialConnectTimeout(cfg.DialTimeout),
+		redis.DialReadTimeout(cfg.IOTimeout),
+		redis.DialWriteTimeout(cfg.IOTimeout))
+}
+
+// Stats is the state of the queue in one Redis.
+type Stats struct {
+	Queued    int64 // waiting in the job list
+	Retry     int64 // failed, waiting for their backoff
+	Scheduled int64
+	Dead      int64
+	Pools     int64 // worker pools with a heartbeat entry
+}
+
+func queueStats(ctx context.Context, pool *redis.Pool, k keys) (Stats, error) {
+	c, err := pool.GetContext(ctx)
+	if err != nil {
+		return Stats{}, fmt.Errorf("queue stats: %w", err)
+	}
+	defer c.Close()
+	var s Stats
+	for _, q := range []struct {
+		cmd, key string
+		dst      *int64
+	}{
+		{"LLEN", k.jobs(), &s.Queued},
+		{"ZCARD", k.retry(), &s.Retry},
+		{"ZCARD", k.scheduled(), &s.Scheduled},
+		{"ZCARD", k.dead(), &s.Dead},
+		{"SCARD", k.workerPools(), &s.Pools},
+	} {
+		n, err := redis.Int64(redis.DoContext(c, ctx, q.cmd, q.key))
+		if err != nil {
+			return Stats{}, fmt.Errorf("queue stats: %s %s: %w", q.cmd, q.key, err)
+		}
+		*q.dst = n
+	}
+	return s, nil
+}
+
+// DeadJob is one job of the dead set.
+type DeadJob struct {
+	ID      string
+	Args    map[string]any
+	Fails   int64
+	LastErr string
+}
+
+func deadJobs(ctx context.Context, pool *redis.Pool, k keys) ([]DeadJob, error) {
+	c, err := pool.GetContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading dead set: %w", err)
+	}
+	defer c.Close()
+	raw, err := redis.ByteSlices(redis.DoContext(c, ctx, "ZRANGE", k.dead(), 0, -1))
+	if err != nil {
+		return nil, fmt.Errorf("reading dead set: %w", err)
+	}
+	out := make([]DeadJob, 0, len(raw))
+	for _, b := range raw {
+		var j job
+		if err := json.Unmarshal(b, &j); err != nil {
+			return nil, fmt.Errorf("reading dead set: %w", err)
+		}
+		out = append(out, DeadJob{ID: j.ID, Args: j.Args, Fails: j.Fails, LastErr: j.LastErr})
+	}
+	return out, nil
+}
+
+func ping(ctx context.Context, pool *redis.Pool) error {
+	c, err := pool.GetContext(ctx)
+	if err != nil {
+		return fmt.Errorf("pinging queue: %w", err)
+	}
+	defer c.Close()
+	if _, err := redis.DoContext(c, ctx, "PING"); err != nil {
+		return fmt.Errorf("pinging queue: %w", err)
+	}
+	return nil
+}
+
+// ErrNoQueue means no queue endpoint is known yet (R/queue/sidekiq was not read).
+var ErrNoQueue = errors.New("no queue endpoint known")
