@@ -19,10 +19,10 @@ const enqueuerConns = 64
 
 // Enqueuer puts persist_post jobs on the queue Redis named by R/queue/sidekiq.
 type Enqueuer struct {
-	cfg  Config
-	k    keys
-	log  *slog.Logger
-	now  func() time.Time
+	cfg Config
+	k   keys
+	log *slog.Logger
+	now func() time.Time
 
 	mu    sync.RWMutex
 	addr  string
