@@ -1,0 +1,114 @@
+// Command workwebui serves gocraft/work's web UI for the write-back queue, following the queue
+// primary that ZooKeeper names (R/queue/sidekiq), so the UI keeps working after redismon fails
+// the queue over.
+//
+// gocraft/work's UI has no authentication and, left to itself, binds every interface: workwebui
+// binds 127.0.0.1 by default and serves the UI through its own listener, beside /healthz,
+// /readyz and /metrics.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/the-red/zkpost/discovery"
+	"github.com/the-red/zkpost/internal/flagenv"
+	"github.com/the-red/zkpost/internal/logging"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "workwebui:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// config holds workwebui's own flags.
+type config struct {
+	Listen    string
+	Namespace string
+	Queue     string // a fixed queue Redis host:port instead of ZooKeeper's
+}
+
+func (c *config) registerFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:5040", "host:port to serve the UI on (it has no authentication: keep it on loopback)")
+	fs.StringVar(&c.Namespace, "queue-namespace", "the_red", "gocraft/work namespace of the write-back queue")
+	fs.StringVar(&c.Queue, "queue", "", "queue Redis host:port; default: the primary named in ZooKeeper (R/queue/sidekiq)")
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("workwebui", flag.ContinueOnError)
+	var cfg config
+	var zkCfg discovery.Config
+	var logCfg logging.Config
+	cfg.registerFlags(fs)
+	zkCfg.RegisterFlags(fs)
+	logCfg.RegisterFlags(fs)
+	if err := flagenv.Parse(fs, "workwebui", args, getenv); err != nil {
+		return err
+	}
+	log, err := logging.New(stdout, logCfg, "workwebui")
+	if err != nil {
+		return err
+	}
+	log.Info("config", flagenv.Describe(fs)...)
+	if !loopback(cfg.Listen) {
+		log.Warn("serving the queue UI beyond loopback: it has no authentication", "listen", cfg.Listen)
+	}
+
+	primary := func() string { return cfg.Queue }
+	if cfg.Queue == "" {
+		conn, err := discovery.Dial(zkCfg, log)
+		if err != nil {
+			return fmt.Errorf("dialing ZooKeeper: %w", err)
+		}
+		defer conn.Close()
+		w := conn.WatchData(discovery.Layout{Root: zkCfg.Root}.Queue(), discovery.WatchOptions{
+			OnChange: func(s discovery.Snapshot) { log.Info("queue node", "data", string(s.Data)) },
+		})
+		defer w.Stop()
+		primary = func() string {
+			q, err := discovery.ParseQueue(w.Current().Data)
+			if err != nil {
+				return ""
+			}
+			return q.Primary
+		}
+	}
+	srv, err := newServer(cfg, primary, log)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}
+
+// loopback reports whether hostport names a loopback address.
+func loopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// shutdownTimeout bounds the drain of in-flight UI requests.
+const shutdownTimeout = 5 * time.Second
+
+var _ http.Handler = (*server)(nil)

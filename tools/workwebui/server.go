@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+
+	"github.com/gocraft/work/webui"
+	"github.com/gomodule/redigo/redis"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// server fronts gocraft/work's UI, which it runs on an internal loopback port, and adds the
+// health endpoints every daemon serves. The UI's Redis pool dials whatever primary ZooKeeper
+// names at the time, and drops idle connections to a former primary.
+type server struct {
+	log     *slog.Logger
+	primary func() string
+	ln      net.Listener
+	pool    *redis.Pool
+	ui      *webui.Server
+	uiAddr  string
+	proxy   *httputil.ReverseProxy
+	metrics http.Handler
+	ready   prometheus.Gauge
+}
+
+// addrConn remembers which server a pooled connection goes to.
+type addrConn struct {
+	redis.Conn
+	addr string
+}
+
+var errMoved = errors.New("queue primary moved")
+
+func newPool(primary func() string) *redis.Pool {
+	return &redis.Pool{
+		MaxIdle: 4, MaxActive: 32, IdleTimeout: time.Minute,
+		Dial: func() (redis.Conn, error) {
+			addr := primary()
+			if addr == "" {
+				return nil, errors.New("queue primary unknown (no R/queue/sidekiq in ZooKeeper yet)")
+			}
+			c, err := redis.Dial("tcp", addr, redis.DialConnectTimeout(2*time.Second),
+				redis.DialReadTimeout(5*time.Second), redis.DialWriteTimeout(5*time.Second))
+			if err != nil {
+				return nil, fmt.Errorf("dialing queue primary %s: %w", addr, err)
+			}
+			return &addrConn{Conn: c, addr: addr}, nil
+		},
+		TestOnBorrow: func(c redis.Conn, _ time.Time) error {
+			if ac, ok := c.(*addrConn); ok && ac.addr != primary() {
+				return errMoved
+			}
+			return nil
+		},
+	}
+}
+
+// newServer binds cfg.Listen and prepares the UI on a free internal port.
+func newServer(cfg config, primary func() string, log *slog.Logger) (*server, error) {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	uiAddr, err := freeLoopbackAddr()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ready := prometheus.NewGauge(prometheus.GaugeOpts{Name: "workwebui_queue_reachable",
+		Help: "1 when the queue primary answered the last readiness probe"})
+	reg.MustRegister(ready)
+	pool := newPool(primary)
+	target := &url.URL{Scheme: "http", Host: uiAddr}
+	return &server{
+		log: log, primary: primary, ln: ln, pool: pool, uiAddr: uiAddr,
+		ui:      webui.NewServer(cfg.Namespace, pool, uiAddr),
+		proxy:   httputil.NewSingleHostReverseProxy(target),
+		metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		ready:   ready,
+	}, nil
+}
+
+// freeLoopbackAddr returns a 127.0.0.1 address that was free a moment ago: webui.NewServer
+// takes an address, not a listener.
+func freeLoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("finding a port for the UI: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// Addr returns the address the server listens on.
+func (s *server) Addr() string { return s.ln.Addr().String() }
+
+// Run serves until ctx ends, then drains.
+func (s *server) Run(ctx context.Context) error {
+	s.ui.Start()
+	if err := waitDialable(ctx, s.uiAddr, 10*time.Second); err != nil {
+		return fmt.Errorf("starting the UI on %s: %w", s.uiAddr, err)
+	}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(s.ln) }()
+	s.log.Info("serving", "addr", s.Addr(), "ui", s.uiAddr)
+	select {
+	case err := <-errc:
+		s.ui.Stop()
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	s.ui.Stop()
+	s.pool.Close()
+	return err
+}
+
+func waitDialable(ctx context.Context, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/healthz":
+		writeStatus(w, http.StatusOK, `{"status":"ok"}`)
+	case "/readyz":
+		if err := s.probe(); err != nil {
+			s.ready.Set(0)
+			writeStatus(w, http.StatusServiceUnavailable, fmt.Sprintf(`{"status":"unavailable","reasons":[%q]}`, err.Error()))
+			return
+		}
+		s.ready.Set(1)
+		writeStatus(w, http.StatusOK, `{"status":"ok"}`)
+	case "/metrics":
+		s.metrics.ServeHTTP(w, r)
+	default:
+		s.proxy.ServeHTTP(w, r)
+	}
+}
+
+// probe PINGs the queue primary through the UI's pool.
+func (s *server) probe() error {
+	c := s.pool.Get()
+	defer c.Close()
+	if _, err := c.Do("PING"); err != nil {
+		return fmt.Errorf("queue primary %q: %w", s.primary(), err)
+	}
+	return nil
+}
+
+func writeStatus(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintln(w, body)
+}
