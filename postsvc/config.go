@@ -1,0 +1,89 @@
+package postsvc
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+)
+
+// Config holds postsvcd's own flags (ZooKeeper, database, queue and log flags are registered by
+// their packages).
+type Config struct {
+	Listen    string // host:port to bind
+	Advertise string // host:port written to ZooKeeper; "" = derived from the bound address
+
+	MaxContents  int           // bytes of contents accepted
+	ScrapTimeout time.Duration // bounded wait for a link preview; the post is written without one after it
+	ListMax      int           // newest ids kept in a user's cached list
+	PostTTL      time.Duration // TTL of post:<id> and pl:<uid>
+	URLTTL       time.Duration // TTL of url:<url> previews
+	CoverageTTL  time.Duration // how long a list's coverage marker is trusted (see timeline.go)
+	CacheTimeout time.Duration // per-call deadline on a cache shard
+	EnqueueWait  time.Duration // per-write deadline on the queue
+	StoreTimeout time.Duration // per-call deadline on the database
+	DrainTimeout time.Duration // how long shutdown waits for in-flight requests
+}
+
+// Limits that are part of the API rather than tunables.
+const (
+	MaxURLBytes     = 2048 // matches posts.url VARCHAR(2048)
+	DefaultLimit    = 10
+	MaxLimit        = 100
+	defaultListen   = "0.0.0.0:8000"
+	urlPreviewTTL   = 48 * time.Hour
+	minListMax      = MaxLimit + 1
+	bodySlackBytes  = 16 << 10 // JSON punctuation, user_id and url around the contents
+	jsonEscapeRatio = 6        // "\u0000" is six bytes of JSON for one byte of contents
+)
+
+// RegisterFlags adds postsvcd's flags to fs with their defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", defaultListen, "host:port to serve HTTP on")
+	fs.StringVar(&c.Advertise, "advertise", "", "host:port registered in ZooKeeper (default: the bound address, or the primary IP when bound to 0.0.0.0)")
+	fs.IntVar(&c.MaxContents, "max-contents", 10000, "maximum contents length in bytes")
+	fs.DurationVar(&c.ScrapTimeout, "scrap-timeout", 1500*time.Millisecond, "bounded wait for a link preview; past it the post is written with an empty preview")
+	fs.IntVar(&c.ListMax, "list-max", 1000, "newest post ids kept in a user's cached list (at least 101)")
+	fs.DurationVar(&c.PostTTL, "post-ttl", 24*time.Hour, "TTL of cached posts and lists")
+	fs.DurationVar(&c.URLTTL, "url-ttl", urlPreviewTTL, "TTL of cached link previews")
+	fs.DurationVar(&c.CoverageTTL, "coverage-ttl", 30*time.Second, "how long a cached list is trusted as complete without asking the database")
+	fs.DurationVar(&c.CacheTimeout, "cache-timeout", 250*time.Millisecond, "per-call deadline on a cache shard")
+	fs.DurationVar(&c.EnqueueWait, "enqueue-timeout", 2*time.Second, "per-write deadline on the queue")
+	fs.DurationVar(&c.StoreTimeout, "db-timeout", 3*time.Second, "per-call deadline on the database")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for in-flight requests")
+}
+
+// DefaultConfig returns the flag defaults, for tests and embedding.
+func DefaultConfig() Config {
+	var c Config
+	c.RegisterFlags(flag.NewFlagSet("defaults", flag.ContinueOnError))
+	return c
+}
+
+// Validate checks the values that would make the service misbehave.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxContents < 1 {
+		errs = append(errs, errors.New("--max-contents must be positive"))
+	}
+	if c.ListMax < minListMax {
+		errs = append(errs, fmt.Errorf("--list-max must be at least %d (one page plus the next id)", minListMax))
+	}
+	durations := []struct {
+		name string
+		d    time.Duration
+	}{{"--scrap-timeout", c.ScrapTimeout}, {"--post-ttl", c.PostTTL}, {"--url-ttl", c.URLTTL},
+		{"--coverage-ttl", c.CoverageTTL}, {"--cache-timeout", c.CacheTimeout}, {"--enqueue-timeout", c.EnqueueWait},
+		{"--db-timeout", c.StoreTimeout}, {"--drain-timeout", c.DrainTimeout}}
+	for _, d := range durations {
+		if d.d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// maxBodyBytes bounds a JSON request body: the largest legal contents fully escaped, plus slack.
+func (c Config) maxBodyBytes() int {
+	return c.MaxContents*jsonEscapeRatio + MaxURLBytes*jsonEscapeRatio + bodySlackBytes
+}

@@ -1,0 +1,218 @@
+package postsvc
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/the-red/zkpost/internal/httpapi"
+)
+
+// writeInput is a validated write request.
+type writeInput struct {
+	UserID   uint64
+	Contents string
+	URL      string // "" when the post has no link
+}
+
+// inputRules are the bounds every write is checked against.
+type inputRules struct {
+	maxContents int
+	maxBody     int
+}
+
+// parseCreateBody reads the JSON body of POST /api/v1/posts. Unknown fields are rejected, so a
+// typo such as "content" fails loudly instead of writing a post without its text; user_id may be a
+// JSON number or a decimal string (for JavaScript clients, as post_id_str exists for them).
+func (r inputRules) parseCreateBody(body []byte) (writeInput, error) {
+	if len(body) > r.maxBody {
+		return writeInput{}, httpapi.InvalidArgument(fmt.Sprintf("body exceeds %d bytes", r.maxBody))
+	}
+	if !utf8.Valid(body) {
+		return writeInput{}, httpapi.InvalidArgument("body is not valid UTF-8")
+	}
+	var in struct {
+		UserID   json.RawMessage `json:"user_id"`
+		Contents *string         `json:"contents"`
+		URL      *string         `json:"url"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return writeInput{}, httpapi.InvalidArgument("body must be a JSON object with user_id, contents and optionally url: " + jsonProblem(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return writeInput{}, httpapi.InvalidArgument("body has data after the JSON object")
+	}
+	uid, err := userIDFromJSON(in.UserID)
+	if err != nil {
+		return writeInput{}, err
+	}
+	w := writeInput{UserID: uid}
+	if in.Contents != nil {
+		w.Contents = *in.Contents
+	}
+	if in.URL != nil {
+		w.URL = *in.URL
+	}
+	return w, r.check(w)
+}
+
+// jsonProblem describes a decoding error without echoing the client's bytes back.
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("syntax error at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %q has the wrong type", typ.Field)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "unexpected end of body"
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return strings.TrimPrefix(err.Error(), "json: ")
+	}
+	return "malformed JSON"
+}
+
+func userIDFromJSON(raw json.RawMessage) (uint64, error) {
+	s := string(bytes.TrimSpace(raw))
+	if s == "" || s == "null" {
+		return 0, httpapi.InvalidArgument("user_id is required")
+	}
+	if strings.HasPrefix(s, `"`) {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return 0, httpapi.InvalidArgument("user_id must be a positive integer")
+		}
+	}
+	return parseUserID(s)
+}
+
+// parseUserID accepts a decimal integer in 1..2^64-1: no sign, no exponent, no spaces.
+func parseUserID(s string) (uint64, error) {
+	id, ok := parsePositive(s)
+	if !ok {
+		return 0, httpapi.InvalidArgument("user_id must be an integer from 1 to 18446744073709551615")
+	}
+	return id, nil
+}
+
+// parsePositive parses a decimal uint64 > 0 written with digits only.
+func parsePositive(s string) (uint64, bool) {
+	if s == "" || len(s) > 20 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	return v, err == nil && v > 0
+}
+
+// parseWriteQuery reads GET /api/v1/write_post/<uid>?contents=…&url=… (the reference's form).
+func (r inputRules) parseWriteQuery(uidText string, contents, rawURL []byte) (writeInput, error) {
+	uid, err := parseUserID(uidText)
+	if err != nil {
+		return writeInput{}, err
+	}
+	w := writeInput{UserID: uid, Contents: string(contents), URL: string(rawURL)}
+	return w, r.check(w)
+}
+
+// check applies the rules every write shares, whatever form it came in.
+func (r inputRules) check(w writeInput) error {
+	if w.UserID == 0 {
+		return httpapi.InvalidArgument("user_id must be positive")
+	}
+	if !utf8.ValidString(w.Contents) {
+		return httpapi.InvalidArgument("contents must be valid UTF-8")
+	}
+	if strings.TrimSpace(w.Contents) == "" {
+		return httpapi.InvalidArgument("contents must not be empty")
+	}
+	if len(w.Contents) > r.maxContents {
+		return httpapi.InvalidArgument(fmt.Sprintf("contents exceed %d bytes", r.maxContents))
+	}
+	return checkURL(w.URL)
+}
+
+// checkURL accepts "" (no link) or an absolute http(s) URL of at most MaxURLBytes with a host,
+// no credentials and no control characters or spaces.
+func checkURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	if len(raw) > MaxURLBytes {
+		return httpapi.InvalidArgument(fmt.Sprintf("url exceeds %d bytes", MaxURLBytes))
+	}
+	if !utf8.ValidString(raw) {
+		return httpapi.InvalidArgument("url must be valid UTF-8")
+	}
+	for _, c := range raw {
+		if c <= ' ' || (c >= 0x7f && c <= 0x9f) || c == '\u2028' || c == '\u2029' {
+			return httpapi.InvalidArgument("url must not contain spaces or control characters")
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Opaque != "" {
+		return httpapi.InvalidArgument("url is not a valid URL")
+	}
+	if s := strings.ToLower(u.Scheme); s != "http" && s != "https" {
+		return httpapi.InvalidArgument("url must be an absolute http or https URL")
+	}
+	if u.Hostname() == "" {
+		return httpapi.InvalidArgument("url must have a host")
+	}
+	if u.User != nil {
+		return httpapi.InvalidArgument("url must not carry credentials")
+	}
+	return nil
+}
+
+// listQuery is a validated timeline page request.
+type listQuery struct {
+	UserID uint64
+	MaxID  uint64 // f: newest id wanted; 0 = no bound
+	Limit  int
+}
+
+// parseListQuery reads GET /api/v1/posts/<uid>?f=<post_id>&limit=<1-100>.
+func parseListQuery(uidText string, f, limit []byte) (listQuery, error) {
+	uid, err := parseUserID(uidText)
+	if err != nil {
+		return listQuery{}, err
+	}
+	q := listQuery{UserID: uid, Limit: DefaultLimit}
+	if len(f) > 0 {
+		v, ok := parsePositive(string(f))
+		if !ok {
+			return listQuery{}, httpapi.InvalidArgument("f must be a post id (a positive integer)")
+		}
+		q.MaxID = v
+	}
+	if len(limit) > 0 {
+		v, ok := parsePositive(string(limit))
+		if !ok || v > MaxLimit {
+			return listQuery{}, httpapi.InvalidArgument(fmt.Sprintf("limit must be from 1 to %d", MaxLimit))
+		}
+		q.Limit = int(v)
+	}
+	return q, nil
+}
+
+// parsePostID reads the <post_id> path segment.
+func parsePostID(s string) (uint64, error) {
+	id, ok := parsePositive(s)
+	if !ok {
+		return 0, httpapi.InvalidArgument("post_id must be an integer from 1 to 18446744073709551615")
+	}
+	return id, nil
+}

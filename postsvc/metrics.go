@@ -1,0 +1,40 @@
+package postsvc
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// serviceMetrics are postsvc's own counters, beside the per-route HTTP metrics.
+type serviceMetrics struct {
+	cache        *prometheus.CounterVec // by kind (list, post, url, write, fill) and result (hit, miss, error)
+	dbFallbacks  *prometheus.CounterVec // by reason
+	scrap        *prometheus.CounterVec // by result (ok, cached, error, timeout)
+	enqueueFails prometheus.Counter
+	ringMembers  prometheus.Gauge
+	ringVersion  prometheus.Gauge
+}
+
+func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
+	m := &serviceMetrics{
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postsvc_cache_ops_total", Help: "Cache operations by kind and result (hit, miss, error).",
+		}, []string{"kind", "result"}),
+		dbFallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postsvc_db_fallbacks_total", Help: "Reads served with the database's help, by reason.",
+		}, []string{"reason"}),
+		scrap: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postsvc_scrap_total", Help: "Link previews by result (ok, cached, error, timeout).",
+		}, []string{"result"}),
+		enqueueFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "postsvc_enqueue_failures_total", Help: "Writes refused because the queue did not take the job.",
+		}),
+		ringMembers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "postsvc_cache_ring_members", Help: "ALIVE cache shards on the hash ring.",
+		}),
+		ringVersion: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "postsvc_cache_ring_version", Help: "ZooKeeper zxid of the cache shard list the ring was built from.",
+		}),
+	}
+	reg.MustRegister(m.cache, m.dbFallbacks, m.scrap, m.enqueueFails, m.ringMembers, m.ringVersion)
+	return m
+}
+
+func (m *serviceMetrics) cacheOp(kind, result string) { m.cache.WithLabelValues(kind, result).Inc() }

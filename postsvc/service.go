@@ -1,0 +1,211 @@
+// Package postsvc is the post API: it writes posts (an id from guid, a link preview from the URL
+// cache or scrap, a durable write-back job, the author's cache shard) and reads timelines from the
+// cache shards, merged with the database whenever the cache cannot prove a page complete.
+//
+// # Write path and semantic 1
+//
+// validate → id → preview → enqueue → cache → acknowledge. The job is enqueued BEFORE the post is
+// made visible in the cache: a post the queue refused was never visible, so a 503 leaves nothing
+// behind, and a crash between the two steps leaves a durable job whose post appears once persisted.
+// The reverse order would let a crash between cache write and enqueue leave a visible post that is
+// never persisted. A cache failure after the enqueue is logged and the write still succeeds
+// (semantic 5); the author then sees the post once it is persisted (semantic 3).
+//
+// # Read path and semantic 4
+//
+// See timeline.go: a page is served from Redis alone only when a coverage marker proves the list
+// complete over the page's range under the current ring version; otherwise cache and database are
+// merged, and the merge is written back.
+package postsvc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/the-red/zkpost/internal/httpapi"
+	"github.com/the-red/zkpost/internal/post"
+)
+
+// Deps are the collaborators postsvcd's main wires in.
+type Deps struct {
+	IDs       IDSource
+	Previewer Previewer
+	Queue     Queue
+	Store     Store
+	Log       *slog.Logger
+	Registry  *prometheus.Registry
+	// Ready lists the conditions /readyz reports (ZooKeeper session, endpoints known, ...).
+	Ready []Check
+}
+
+// Service holds the write and read logic, independent of HTTP.
+type Service struct {
+	cfg     Config
+	ids     IDSource
+	preview Previewer
+	queue   Queue
+	store   Store
+	cache   *Cache
+	log     *slog.Logger
+	metrics *serviceMetrics
+}
+
+func newService(cfg Config, d Deps, m *serviceMetrics) *Service {
+	return &Service{cfg: cfg, ids: d.IDs, preview: d.Previewer, queue: d.Queue, store: d.Store,
+		cache: NewCache(cfg.CacheTimeout, d.Log, m), log: d.Log, metrics: m}
+}
+
+// Write creates a post. It returns the post once its write-back job is durably enqueued.
+func (s *Service) Write(ctx context.Context, in writeInput) (post.Post, error) {
+	id, err := s.ids.Next(ctx)
+	if err != nil {
+		s.log.Warn("guid failed", "err", err)
+		return post.Post{}, httpapi.ErrUnavailable.WithMessage("no post id available; retry")
+	}
+	p := post.Post{ID: id, UserID: in.UserID, Contents: in.Contents, URL: in.URL, CreatedAt: CreatedAt(id)}
+	if in.URL != "" {
+		p.Scrap = s.linkPreview(ctx, in.URL)
+	}
+	ectx, cancel := context.WithTimeout(ctx, s.cfg.EnqueueWait)
+	err = s.queue.Enqueue(ectx, p)
+	cancel()
+	if err != nil {
+		s.metrics.enqueueFails.Inc()
+		s.log.Warn("enqueue failed", "post_id", id, "user_id", in.UserID, "err", err)
+		return post.Post{}, httpapi.ErrUnavailable.WithMessage("the post could not be queued for storage; it was not saved")
+	}
+	s.cachePost(ctx, p)
+	return p, nil
+}
+
+// cachePost makes an enqueued post visible on its author's shard. Failure is logged, never
+// returned: the post is durable and will be read from the database once persisted.
+func (s *Service) cachePost(ctx context.Context, p post.Post) {
+	sh := s.cache.view().shardFor(listKey(p.UserID))
+	if sh == nil {
+		s.metrics.cacheOp("write", "miss")
+		return
+	}
+	body, err := json.Marshal(p)
+	if err != nil {
+		s.log.Error("encoding post", "post_id", p.ID, "err", err)
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.CacheTimeout)
+	defer cancel()
+	if err := sh.addPost(cctx, p.UserID, p.ID, body, s.cfg.PostTTL, s.cfg.ListMax); err != nil {
+		s.metrics.cacheOp("write", "error")
+		s.log.Warn("cache write failed", "shard", sh.name, "post_id", p.ID, "err", err)
+		// The list now lacks an acknowledged post: it must not be trusted as complete.
+		sh.rdb.Del(cctx, coverageKey(p.UserID))
+		return
+	}
+	s.metrics.cacheOp("write", "ok")
+}
+
+// linkPreview returns the preview of u from the URL cache, else from scrap within the bounded
+// wait; nil (an empty preview) when neither has it in time.
+func (s *Service) linkPreview(ctx context.Context, u string) json.RawMessage {
+	sh := s.cache.view().shardFor(urlKey(u))
+	if sh != nil {
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.CacheTimeout)
+		b, err := sh.get(cctx, urlKey(u))
+		cancel()
+		switch {
+		case err != nil:
+			s.metrics.cacheOp("url", "error")
+		case b != nil && isJSONObject(b):
+			s.metrics.cacheOp("url", "hit")
+			s.metrics.scrap.WithLabelValues("cached").Inc()
+			return b
+		default:
+			s.metrics.cacheOp("url", "miss")
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.ScrapTimeout)
+	raw, err := s.preview.Scrap(sctx, u)
+	timedOut := errors.Is(sctx.Err(), context.DeadlineExceeded)
+	cancel()
+	if err != nil {
+		result := "error"
+		if timedOut {
+			result = "timeout"
+		}
+		s.metrics.scrap.WithLabelValues(result).Inc()
+		s.log.Info("scrap failed", "url", u, "err", err)
+		return nil
+	}
+	if !isJSONObject(raw) {
+		s.metrics.scrap.WithLabelValues("error").Inc()
+		return nil
+	}
+	s.metrics.scrap.WithLabelValues("ok").Inc()
+	if sh != nil {
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.CacheTimeout)
+		if err := sh.set(cctx, urlKey(u), raw, s.cfg.URLTTL); err != nil {
+			s.metrics.cacheOp("url", "error")
+		}
+		cancel()
+	}
+	return raw
+}
+
+// isJSONObject reports whether b is one JSON object (a preview), compacting nothing.
+func isJSONObject(b []byte) bool {
+	var m map[string]json.RawMessage
+	return json.Unmarshal(b, &m) == nil && m != nil
+}
+
+// Post returns one post of user uid: from the cache, else the database.
+func (s *Service) Post(ctx context.Context, uid, id uint64) (post.Post, error) {
+	sh := s.cache.view().shardFor(listKey(uid))
+	if sh != nil {
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.CacheTimeout)
+		b, err := sh.get(cctx, postKey(id))
+		cancel()
+		if p, ok := s.decodeCached(b, err, "post"); ok {
+			if p.UserID != uid {
+				return post.Post{}, httpapi.ErrNotFound.WithMessage("no such post")
+			}
+			return p, nil
+		}
+	}
+	s.metrics.dbFallbacks.WithLabelValues("post").Inc()
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+	p, err := s.store.Get(dctx, id)
+	cancel()
+	if errors.Is(err, ErrNotFound) || (err == nil && p.UserID != uid) {
+		return post.Post{}, httpapi.ErrNotFound.WithMessage("no such post")
+	}
+	if err != nil {
+		s.log.Warn("db read failed", "post_id", id, "err", err)
+		return post.Post{}, httpapi.ErrUnavailable
+	}
+	if sh != nil {
+		if body, err := json.Marshal(p); err == nil {
+			cctx, cancel := context.WithTimeout(ctx, s.cfg.CacheTimeout)
+			_ = sh.set(cctx, postKey(id), body, s.cfg.PostTTL)
+			cancel()
+		}
+	}
+	return p, nil
+}
+
+// decodeCached turns a cache read into a post, counting hits, misses and errors under kind.
+func (s *Service) decodeCached(b []byte, err error, kind string) (post.Post, bool) {
+	if err != nil {
+		s.metrics.cacheOp(kind, "error")
+		return post.Post{}, false
+	}
+	var p post.Post
+	if b == nil || json.Unmarshal(b, &p) != nil {
+		s.metrics.cacheOp(kind, "miss")
+		return post.Post{}, false
+	}
+	s.metrics.cacheOp(kind, "hit")
+	return p, true
+}

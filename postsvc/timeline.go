@@ -1,0 +1,219 @@
+package postsvc
+
+// Timelines and semantic 4: a page is complete and correctly ordered whatever the cache holds.
+//
+// pl:<uid> holds ids only ever added (by writes and by merges) and removed oldest-first by trims.
+// It can be missing, partial (cold, or a write's cache step failed), trimmed, or stale (built under
+// another ring while the user's writes went to another shard). So beside it, plc:<uid> records
+// "<ring version>:<X>": under that ring version, the list holds every post of the user with id ≥ X.
+//
+//   - A page (ids ≤ f) is served from Redis alone when the marker's version is the current ring's
+//     (any change of R/cache/nodes invalidates every marker: the reference's lists never expired
+//     across shard changes) and the page's limit+1 ids all lie at or above X — or X is 0 (the list
+//     holds everything) and the list runs out first.
+//   - Otherwise the cache's top limit+1 ids ≤ f are merged with the database's top limit+1, the
+//     merged page is returned, and its ids are ZADDed back with the new marker: X = the oldest
+//     database row read (or 0 when the database ran out), recorded outright for a first page and as
+//     an extension of a marker that already reaches f for a later one.
+//   - A merge never deletes: a write landing during a rebuild is ZADDed and stays. Trims raise X to
+//     the oldest id kept, in the same Lua step. A marker whose list vanished (expired, evicted) is
+//     ignored, and a merge does not claim coverage when the list vanished under it.
+//
+// Residual window: a post whose job is in the queue but whose cache step never happened (the
+// request crashed between enqueue and cache write, or it was cached on another shard under an
+// older ring) can be missing from a list that a merge declared complete before the post was
+// persisted. The marker's TTL (--coverage-ttl) bounds how long: after it, the next read merges
+// with the database again.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+
+	"github.com/the-red/zkpost/internal/httpapi"
+	"github.com/the-red/zkpost/internal/post"
+)
+
+// Page returns up to q.Limit posts of q.UserID with id ≤ q.MaxID, newest first, and the id where
+// the next page starts (0 when there is none).
+func (s *Service) Page(ctx context.Context, q listQuery) ([]post.Post, uint64, error) {
+	view := s.cache.view()
+	sh := view.shardFor(listKey(q.UserID))
+	var cached cachedPage
+	if sh == nil {
+		s.metrics.dbFallbacks.WithLabelValues("no_shard").Inc()
+	} else {
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.CacheTimeout)
+		var err error
+		cached, err = sh.readPage(cctx, q.UserID, q.MaxID, q.Limit+1)
+		cancel()
+		if err != nil {
+			s.metrics.cacheOp("list", "error")
+			s.metrics.dbFallbacks.WithLabelValues("cache_error").Inc()
+			s.log.Debug("cache read failed", "shard", sh.name, "err", err)
+			sh, cached = nil, cachedPage{}
+		} else if ids, next, ok := servable(cached, view.version, q.Limit); ok {
+			s.metrics.cacheOp("list", "hit")
+			posts, err := s.bodies(ctx, sh, q.UserID, ids, cached.bodies, nil)
+			return posts, next, err
+		} else {
+			s.metrics.cacheOp("list", "miss")
+			s.metrics.dbFallbacks.WithLabelValues("not_covered").Inc()
+		}
+	}
+	return s.mergedPage(ctx, q, sh, view.version, cached)
+}
+
+// servable tells whether the cached ids alone are the true page, and returns it.
+func servable(c cachedPage, version int64, limit int) (ids []uint64, next uint64, ok bool) {
+	if !c.cov.ok || c.cov.version != version {
+		return nil, 0, false
+	}
+	if len(c.ids) > limit && c.ids[limit] >= c.cov.x {
+		return c.ids[:limit], c.ids[limit], true
+	}
+	if len(c.ids) <= limit && c.cov.x == 0 {
+		return c.ids, 0, true
+	}
+	return nil, 0, false
+}
+
+// mergedPage builds the page from the database and what the cache had, and writes it back.
+func (s *Service) mergedPage(ctx context.Context, q listQuery, sh *shard, version int64, cached cachedPage) ([]post.Post, uint64, error) {
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+	rows, err := s.store.List(dctx, q.UserID, q.MaxID, q.Limit+1)
+	cancel()
+	if err != nil {
+		s.log.Warn("db list failed", "user_id", q.UserID, "err", err)
+		return nil, 0, httpapi.ErrUnavailable
+	}
+	fromDB := make(map[uint64][]byte, len(rows))
+	dbIDs := make([]uint64, 0, len(rows))
+	var oldest uint64
+	for i, r := range rows {
+		if r.UserID != q.UserID || (q.MaxID != 0 && r.ID > q.MaxID) {
+			continue // a store bug must not leak another user's post
+		}
+		body, err := json.Marshal(r)
+		if err != nil {
+			continue
+		}
+		fromDB[r.ID] = body
+		dbIDs = append(dbIDs, r.ID)
+		if i == 0 || r.ID < oldest {
+			oldest = r.ID
+		}
+	}
+	merged := mergeDesc(cached.ids, dbIDs)
+	page, next := merged, uint64(0)
+	if len(merged) > q.Limit {
+		page, next = merged[:q.Limit], merged[q.Limit]
+	}
+	posts, err := s.bodies(ctx, sh, q.UserID, page, cached.bodies, fromDB)
+	if err != nil || sh == nil {
+		return posts, next, err
+	}
+	x := uint64(0) // the database holds nothing older below f
+	if len(rows) > q.Limit {
+		x = oldest
+	}
+	s.fill(ctx, sh, fillArgs{uid: q.UserID, version: version, from: q.MaxID, claim: true, newX: x,
+		listExisted: cached.exists, ids: idsAtLeast(merged, x), bodies: missing(fromDB, cached.bodies)})
+	return posts, next, nil
+}
+
+// mergeDesc merges two id lists into one, newest first, without duplicates.
+func mergeDesc(a, b []uint64) []uint64 {
+	out := make([]uint64, 0, len(a)+len(b))
+	out = append(append(out, a...), b...)
+	slices.SortFunc(out, func(x, y uint64) int {
+		switch {
+		case x > y:
+			return -1
+		case x < y:
+			return 1
+		}
+		return 0
+	})
+	return slices.Compact(out)
+}
+
+func idsAtLeast(ids []uint64, x uint64) []uint64 {
+	var out []uint64
+	for _, id := range ids {
+		if id >= x {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// missing returns the bodies of from that the cache lacked.
+func missing(from, cached map[uint64][]byte) map[uint64][]byte {
+	out := map[uint64][]byte{}
+	for id, b := range from {
+		if _, ok := cached[id]; !ok {
+			out[id] = b
+		}
+	}
+	return out
+}
+
+func (s *Service) fill(ctx context.Context, sh *shard, a fillArgs) {
+	a.listMax, a.listTTL, a.covTTL, a.postTTL = s.cfg.ListMax, s.cfg.PostTTL, s.cfg.CoverageTTL, s.cfg.PostTTL
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.CacheTimeout)
+	defer cancel()
+	if err := sh.fill(cctx, a); err != nil {
+		s.metrics.cacheOp("fill", "error")
+		s.log.Debug("cache fill failed", "shard", sh.name, "err", err)
+		return
+	}
+	s.metrics.cacheOp("fill", "ok")
+}
+
+// bodies returns the posts of ids in order, from the cached bodies, the database rows at hand,
+// else one database read each; fetched bodies are put back in the cache. A post found nowhere
+// (its cached body expired before it was persisted) is left out and logged.
+func (s *Service) bodies(ctx context.Context, sh *shard, uid uint64, ids []uint64, cached, fromDB map[uint64][]byte) ([]post.Post, error) {
+	posts := make([]post.Post, 0, len(ids))
+	fetched := map[uint64][]byte{}
+	for _, id := range ids {
+		if p, ok := decodePost(cached[id]); ok {
+			posts = append(posts, p)
+			continue
+		}
+		if p, ok := decodePost(fromDB[id]); ok {
+			posts = append(posts, p)
+			continue
+		}
+		s.metrics.dbFallbacks.WithLabelValues("post_body").Inc()
+		dctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+		p, err := s.store.Get(dctx, id)
+		cancel()
+		if errors.Is(err, ErrNotFound) {
+			s.log.Warn("listed post found nowhere", "post_id", id)
+			continue
+		}
+		if err != nil {
+			s.log.Warn("db read failed", "post_id", id, "err", err)
+			return nil, httpapi.ErrUnavailable
+		}
+		posts = append(posts, p)
+		if b, err := json.Marshal(p); err == nil {
+			fetched[id] = b
+		}
+	}
+	if sh != nil && len(fetched) > 0 {
+		s.fill(ctx, sh, fillArgs{uid: uid, bodies: fetched})
+	}
+	return posts, nil
+}
+
+func decodePost(b []byte) (post.Post, bool) {
+	if b == nil {
+		return post.Post{}, false
+	}
+	var p post.Post
+	return p, json.Unmarshal(b, &p) == nil
+}
