@@ -122,7 +122,12 @@ func (p *Process) launch() error {
 	cmd.Dir = p.Dir
 	cmd.Env = p.env
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Setpgid: true,
+		// If the test binary dies without running cleanups (a -timeout
+		// panic, a kill), its servers must not outlive it holding ports.
+		Pdeathsig: syscall.SIGKILL,
+	}
 	fmt.Fprintf(logf, "=== itest: starting %s %s\n", p.bin, strings.Join(p.args, " "))
 	if err := cmd.Start(); err != nil {
 		logf.Close()
