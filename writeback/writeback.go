@@ -1,0 +1,373 @@
+// Package writeback is the write-back worker: it consumes persist_post jobs from the queue Redis
+// (gocraft/work, through internal/postqueue) and writes the posts to the MySQL primary
+// (through internal/postdb), so that every acknowledged post lands in MySQL exactly once.
+//
+// Exactly once is at-least-once delivery plus an idempotent write. A job is acknowledged
+// (its handler returns nil and gocraft removes it from the in-progress list) only after the
+// statement carrying its row committed; a crash before that leaves the job in the in-progress
+// list, and a restarted pool's reaper re-queues it; the upsert on post_id makes the second write
+// a no-op rather than a duplicate or a unique-key failure.
+//
+// Group commit: the handlers of up to Concurrency jobs in flight hand their posts to one batcher,
+// which writes up to BatchMax of them in one multi-row statement (waiting at most BatchWait for
+// a batch to fill) and releases each handler with the statement's result.
+//
+// Retries: a failed statement fails every job of its batch, and gocraft/work retries each after
+// min(RetryCap, RetryBase·2^(fails-1)) (+≤20 % jitter). With the defaults (1 s, 30 s) a job
+// fails about 5 + 3600/30 ≈ 125 times in an hour of database outage; MaxFails defaults to
+// 100,000, which at 30 s a failure is about 34 days before anything reaches the dead set. The
+// fail count lives in the job document in the retry set, so it survives restarts. A job whose
+// arguments do not decode cannot succeed on any retry: it goes to the dead set at once.
+//
+// Reaping: gocraft/work re-queues a killed process's in-flight jobs only when a pool's dead-pool
+// reaper sees the killed pool's heartbeat older than 10 s. Every pool reaps 10 s after it starts,
+// then every 10 min (plus up to 30 s of jitter), so supervise writebackd to restart it: the
+// restarted process re-queues its predecessor's jobs about 10 s after it starts.
+package writeback
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/the-red/zkpost/discovery"
+	"github.com/the-red/zkpost/internal/httpapi"
+	"github.com/the-red/zkpost/internal/metrics"
+	"github.com/the-red/zkpost/internal/post"
+	"github.com/the-red/zkpost/internal/postdb"
+	"github.com/the-red/zkpost/internal/postqueue"
+)
+
+// Config configures the write-back worker.
+type Config struct {
+	Listen string // host:port of the metrics and health server
+	DB     postdb.Config
+	Queue  postqueue.Config
+
+	Concurrency   int           // gocraft worker goroutines: jobs in flight
+	BatchMax      int           // posts per statement at most
+	BatchWait     time.Duration // how long a batch waits to fill
+	CommitTimeout time.Duration // bound on one statement
+	RetryBase     time.Duration
+	RetryCap      time.Duration
+	MaxFails      uint
+	// StatsInterval is how often queue depth is sampled for /metrics and /readyz.
+	StatsInterval time.Duration
+}
+
+// RegisterFlags adds the worker's flags, with the database and queue flags, to fs.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", "0.0.0.0:8030", "host:port of the metrics and health server")
+	c.DB.RegisterFlags(fs)
+	c.Queue.RegisterFlags(fs)
+	fs.IntVar(&c.Concurrency, "concurrency", 256, "jobs in flight (gocraft worker goroutines); bounds the batch size too")
+	fs.IntVar(&c.BatchMax, "batch-max", 256, "posts per upsert statement at most")
+	fs.DurationVar(&c.BatchWait, "batch-wait", 2*time.Millisecond, "how long a batch waits for more posts")
+	fs.DurationVar(&c.CommitTimeout, "commit-timeout", 10*time.Second, "bound on one upsert statement")
+	fs.DurationVar(&c.RetryBase, "retry-base", time.Second, "backoff after a job's first failure")
+	fs.DurationVar(&c.RetryCap, "retry-cap", 30*time.Second, "backoff cap")
+	fs.UintVar(&c.MaxFails, "max-fails", 100_000, "failures before a job goes to the dead set")
+}
+
+func (c Config) withDefaults() Config {
+	def := Config{Concurrency: 256, BatchMax: 256, BatchWait: 2 * time.Millisecond, CommitTimeout: 10 * time.Second,
+		RetryBase: time.Second, RetryCap: 30 * time.Second, MaxFails: 100_000, StatsInterval: 2 * time.Second}
+	if c.Concurrency <= 0 {
+		c.Concurrency = def.Concurrency
+	}
+	if c.BatchMax <= 0 {
+		c.BatchMax = def.BatchMax
+	}
+	if c.BatchWait <= 0 {
+		c.BatchWait = def.BatchWait
+	}
+	if c.CommitTimeout <= 0 {
+		c.CommitTimeout = def.CommitTimeout
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = def.RetryBase
+	}
+	if c.RetryCap < c.RetryBase {
+		c.RetryCap = max(def.RetryCap, c.RetryBase)
+	}
+	if c.MaxFails == 0 {
+		c.MaxFails = def.MaxFails
+	}
+	if c.StatsInterval <= 0 {
+		c.StatsInterval = def.StatsInterval
+	}
+	return c
+}
+
+// Service is one write-back worker with its health and metrics server.
+type Service struct {
+	cfg    Config
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	now    func() time.Time
+	router *postdb.Router
+	worker *postqueue.Worker
+	batch  *batcher
+	m      *wbMetrics
+	ln     net.Listener
+	srv    *fasthttp.Server
+
+	// registered reports the ZooKeeper registration (nil: not registered, counts as ready).
+	registered atomic.Pointer[func() bool]
+
+	mu          sync.Mutex
+	migrated    string // primary the schema was last applied to
+	migrateErr  error
+	queueErr    error
+	queueSample bool // at least one queue sample was taken
+	workerOn    bool
+
+	runOnce   sync.Once
+	closeOnce sync.Once
+	stop      chan struct{}
+	bg        sync.WaitGroup
+}
+
+// New builds the service and opens its listener; nothing runs until Run.
+func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*Service, error) {
+	cfg = cfg.withDefaults()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	s := &Service{cfg: cfg, log: log, reg: reg, now: time.Now, ln: ln, stop: make(chan struct{})}
+	s.m = newMetrics(reg)
+	s.router = postdb.NewRouter(cfg.DB, log, reg)
+	s.batch = newBatcher(s.commit, cfg.BatchMax, cfg.BatchWait, cfg.CommitTimeout, s.now, s.m)
+	s.worker = postqueue.NewWorker(postqueue.WorkerConfig{
+		Queue:       cfg.Queue,
+		Concurrency: cfg.Concurrency,
+		Retry:       postqueue.RetryPolicy{MaxFails: cfg.MaxFails, Base: cfg.RetryBase, Cap: cfg.RetryCap},
+		JobTimeout:  cfg.CommitTimeout + 5*time.Second,
+	}, s.batch.write, log, reg)
+	s.srv = s.newHTTP()
+	return s, nil
+}
+
+// Addr returns the metrics and health server's bound address.
+func (s *Service) Addr() net.Addr { return s.ln.Addr() }
+
+// SetDBEndpoints applies the R/db node.
+func (s *Service) SetDBEndpoints(e discovery.DBEndpoints) { s.router.SetEndpoints(e) }
+
+// SetQueueEndpoints applies the R/queue/sidekiq node.
+func (s *Service) SetQueueEndpoints(q discovery.QueueEndpoints) { s.worker.SetEndpoints(q) }
+
+// SetRegistered makes /readyz report the ZooKeeper registration through f.
+func (s *Service) SetRegistered(f func() bool) { s.registered.Store(&f) }
+
+// OnCommit sets a hook that sees every committed batch and its commit time. Set it before Run.
+func (s *Service) OnCommit(f func(posts []post.Post, at time.Time)) { s.batch.onCommit = f }
+
+// Batches returns the number of upsert statements issued so far.
+func (s *Service) Batches() int64 { return s.batch.batches.Load() }
+
+func (s *Service) commit(ctx context.Context, posts []post.Post) error {
+	store, err := s.router.Primary()
+	if err != nil {
+		return err
+	}
+	return store.Upsert(ctx, posts)
+}
+
+// Run serves health and metrics, applies the schema to the primary (retrying while the database
+// is down), then consumes the queue, until ctx ends. Call Close afterwards to drain.
+func (s *Service) Run(ctx context.Context) error {
+	started := false
+	s.runOnce.Do(func() { started = true })
+	if !started {
+		return errors.New("writeback: Run called twice")
+	}
+	go s.batch.run()
+	s.bg.Add(2)
+	go func() { defer s.bg.Done(); s.migrateLoop() }()
+	go func() { defer s.bg.Done(); s.statsLoop() }()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.srv.Serve(s.ln) }()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-serveErr:
+		return fmt.Errorf("serving http: %w", err)
+	}
+}
+
+// Close drains and releases everything, in order: the worker pool stops taking jobs and waits for
+// its in-flight jobs (whose batch commits), then the batcher, the database pools and the HTTP
+// server. Deregister from ZooKeeper before calling it.
+func (s *Service) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.bg.Wait()
+		s.worker.Stop()
+		s.batch.close()
+		err = s.router.Close()
+		if e := s.srv.ShutdownWithContext(context.Background()); e != nil && err == nil {
+			err = e
+		}
+		s.ln.Close()
+	})
+	return err
+}
+
+// migrateLoop applies the schema to every new primary, retrying while it fails, and starts the
+// worker after the first success: jobs consumed before the table exists would only fail.
+func (s *Service) migrateLoop() {
+	delay := 200 * time.Millisecond
+	for {
+		ok := s.migrateOnce()
+		if ok {
+			delay = time.Second
+		} else {
+			delay = min(5*time.Second, 2*delay)
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(delay):
+		}
+	}
+}
+
+func (s *Service) migrateOnce() bool {
+	store, err := s.router.Primary()
+	if err != nil {
+		s.setMigrate("", err)
+		return false
+	}
+	s.mu.Lock()
+	done := s.migrated == store.Addr()
+	s.mu.Unlock()
+	if done {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommitTimeout)
+	err = postdb.Migrate(ctx, store.DB())
+	cancel()
+	if err != nil {
+		s.setMigrate("", err)
+		return false
+	}
+	s.log.Info("schema applied", "db", store.Addr())
+	s.setMigrate(store.Addr(), nil)
+	s.mu.Lock()
+	start := !s.workerOn
+	s.workerOn = true
+	s.mu.Unlock()
+	if start {
+		s.worker.Start()
+	}
+	return true
+}
+
+func (s *Service) setMigrate(addr string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil && (s.migrateErr == nil || s.migrateErr.Error() != err.Error()) {
+		s.log.Warn("schema not applied", "err", err)
+	}
+	if addr != "" {
+		s.migrated = addr
+	}
+	s.migrateErr = err
+}
+
+// statsLoop samples queue depth for /metrics and queue reachability for /readyz, so neither
+// does I/O while serving.
+func (s *Service) statsLoop() {
+	t := time.NewTicker(s.cfg.StatsInterval)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StatsInterval)
+		st, err := s.worker.Stats(ctx)
+		cancel()
+		if err == nil {
+			s.m.observeQueue(st)
+		}
+		s.mu.Lock()
+		s.queueErr, s.queueSample = err, true
+		s.mu.Unlock()
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// notReady lists why the worker cannot do its job now; empty means ready.
+func (s *Service) notReady() []string {
+	var out []string
+	if f := s.registered.Load(); f != nil && !(*f)() {
+		out = append(out, "zookeeper: not registered")
+	}
+	st := s.router.Status()
+	switch {
+	case len(st) == 0 || st[0].Role != "primary":
+		out = append(out, "database: no endpoint known (R/db not read)")
+	case !st[0].Healthy:
+		out = append(out, fmt.Sprintf("database: primary %s unreachable: %s", st[0].Addr, st[0].Err))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.migrateErr != nil {
+		out = append(out, "database: schema not applied: "+s.migrateErr.Error())
+	}
+	switch {
+	case !s.workerOn:
+		out = append(out, "queue: worker not started (waiting for the schema)")
+	case s.queueErr != nil:
+		out = append(out, "queue: "+s.queueErr.Error())
+	}
+	return out
+}
+
+func (s *Service) newHTTP() *fasthttp.Server {
+	hm := metrics.NewHTTP(s.reg)
+	healthz := hm.Route("healthz", func(ctx *fasthttp.RequestCtx) {
+		httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
+	})
+	readyz := hm.Route("readyz", func(ctx *fasthttp.RequestCtx) {
+		if reasons := s.notReady(); len(reasons) > 0 {
+			httpapi.WriteJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]any{"status": "unavailable", "reasons": reasons})
+			return
+		}
+		httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
+	})
+	metricsH := metrics.Handler(s.reg)
+	notFound := hm.Route("not_found", func(ctx *fasthttp.RequestCtx) { httpapi.WriteError(ctx, httpapi.ErrNotFound) })
+	return &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			switch string(ctx.Path()) {
+			case "/healthz":
+				healthz(ctx)
+			case "/readyz":
+				readyz(ctx)
+			case "/metrics":
+				metricsH(ctx)
+			default:
+				notFound(ctx)
+			}
+		},
+		Name:                  "writebackd",
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          10 * time.Second,
+		IdleTimeout:           time.Minute,
+		NoDefaultServerHeader: true,
+	}
+}
