@@ -165,6 +165,12 @@ func listenCounting(t testing.TB, addr string) *acceptCounter {
 	if err != nil {
 		t.Skipf("cannot listen on %s: %v", addr, err)
 	}
+	a := countAccepts(ln)
+	t.Cleanup(func() { ln.Close() })
+	return a
+}
+
+func countAccepts(ln net.Listener) *acceptCounter {
 	a := &acceptCounter{ln: ln}
 	go func() {
 		for {
@@ -176,7 +182,6 @@ func listenCounting(t testing.TB, addr string) *acceptCounter {
 			c.Close()
 		}
 	}()
-	t.Cleanup(func() { ln.Close() })
 	return a
 }
 

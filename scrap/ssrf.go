@@ -181,7 +181,7 @@ func normalizeURL(u *url.URL) (*url.URL, error) {
 	return &out, nil
 }
 
-// normalizeHost lower-cases a host and rewrites any IPv4 notation browsers accept into dotted
+// normalizeHost lower-cases a host, drops a trailing dot, and rewrites any IPv4 notation browsers accept into dotted
 // decimal. A host whose last label is numeric but which is no valid IPv4 address is invalid, as in
 // the WHATWG URL standard, so "1.2.3.999" never goes to a resolver.
 func normalizeHost(h string) (string, error) {
@@ -196,9 +196,15 @@ func normalizeHost(h string) (string, error) {
 		return a.Unmap().String(), nil
 	}
 	name := strings.TrimSuffix(h, ".")
+	if name == "" {
+		return "", ErrInvalidURL.WithMessage("the url has no host")
+	}
 	labels := strings.Split(name, ".")
+	if slices.Contains(labels, "") {
+		return "", ErrInvalidURL.WithMessage("the url's host has an empty label")
+	}
 	if !endsInNumber(labels[len(labels)-1]) {
-		return h, nil
+		return name, nil // "example.com." is "example.com"
 	}
 	a, ok := parseIPv4Loose(labels)
 	if !ok {
@@ -208,13 +214,10 @@ func normalizeHost(h string) (string, error) {
 }
 
 func endsInNumber(label string) bool {
-	if label == "" {
-		return false
+	if hex, ok := strings.CutPrefix(strings.ToLower(label), "0x"); ok {
+		return strings.Trim(hex, "0123456789abcdef") == ""
 	}
-	if _, ok := parseIPv4Number(label); ok {
-		return true
-	}
-	return strings.Trim(label, "0123456789") == ""
+	return label != "" && strings.Trim(label, "0123456789") == ""
 }
 
 // parseIPv4Loose implements the WHATWG IPv4 parser: 1–4 parts, each decimal, octal (leading 0) or
