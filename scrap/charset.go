@@ -76,8 +76,7 @@ func headerCharset(contentType string) string {
 	if _, params, err := mime.ParseMediaType(contentType); err == nil {
 		return params["charset"]
 	}
-	lower := strings.ToLower(contentType)
-	i := strings.Index(lower, "charset=")
+	i := indexFold(contentType, "charset=")
 	if i < 0 {
 		return ""
 	}
@@ -147,13 +146,12 @@ func metaDeclaredLabel(z *html.Tokenizer) string {
 // charsetFromContent extracts X from a meta content value like "text/html; charset=X"
 // (WHATWG "extracting a character encoding from a meta element").
 func charsetFromContent(s string) string {
-	lower := strings.ToLower(s)
 	for {
-		i := strings.Index(lower, "charset")
+		i := indexFold(s, "charset")
 		if i < 0 {
 			return ""
 		}
-		s, lower = s[i+len("charset"):], lower[i+len("charset"):]
+		s = s[i+len("charset"):]
 		rest := strings.TrimLeft(s, " \t\n\f\r")
 		if !strings.HasPrefix(rest, "=") {
 			continue
@@ -174,6 +172,27 @@ func charsetFromContent(s string) string {
 		}
 		return rest
 	}
+}
+
+// indexFold is strings.Index ignoring ASCII case, for a lower-case ASCII substr. (strings.ToLower
+// would change the length of a string holding invalid UTF-8, so its indexes could not be reused.)
+func indexFold(s, substr string) int {
+	for i := 0; i+len(substr) <= len(s); i++ {
+		j := 0
+		for ; j < len(substr); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != substr[j] {
+				break
+			}
+		}
+		if j == len(substr) {
+			return i
+		}
+	}
+	return -1
 }
 
 // xmlCharset reads the encoding of a leading XML declaration (<?xml version="1.0" encoding="X"?>),
@@ -211,17 +230,29 @@ func xmlCharset(body []byte) (encoding.Encoding, string) {
 	return nil, ""
 }
 
-// looksUTF8 reports whether an undeclared body is UTF-8, ignoring a rune cut off by the 1 MiB read limit.
+// looksUTF8 reports whether an undeclared body is UTF-8. A rune cut off at the end (by the 1 MiB read
+// limit) is forgiven when the rest holds other multi-byte runes, so a lone Latin-1 byte at the end is
+// not mistaken for one.
 func looksUTF8(body []byte) bool {
+	if utf8.Valid(body) {
+		return true
+	}
 	for i := len(body) - 1; i >= 0 && i >= len(body)-3; i-- {
 		if utf8.RuneStart(body[i]) {
-			if !utf8.FullRune(body[i:]) {
-				body = body[:i]
-			}
-			break
+			rest := body[:i]
+			return !utf8.FullRune(body[i:]) && utf8.Valid(rest) && !isASCII(rest)
 		}
 	}
-	return utf8.Valid(body)
+	return false
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // rawTagIs reports whether a start tag's raw bytes ("<META charset=...>") name the tag name, in any

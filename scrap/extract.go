@@ -181,7 +181,7 @@ func (c *collector) preview(pageURL *url.URL) *Preview {
 		Images:      c.resolveImages(r),
 	}
 	if p.URL == nil && r.page != nil {
-		p.URL = ptr(r.page.String())
+		p.URL = ptr(urlString(r.page))
 	}
 	if p.Icon == nil && r.page != nil {
 		p.Icon = resolveRef(r.page, "/favicon.ico")

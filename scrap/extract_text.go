@@ -174,7 +174,7 @@ func (r resolver) resolve(ref string) string {
 	if u == nil {
 		return ""
 	}
-	return strings.ToValidUTF8(u.String(), "\uFFFD")
+	return urlString(u)
 }
 
 // first returns the first reference that resolves, or nil.
@@ -190,7 +190,7 @@ func (r resolver) first(refs ...string) *string {
 // resolveRef resolves ref against base (which must be non-nil) into an absolute http(s) URL.
 func resolveRef(base *url.URL, ref string) *string {
 	if u := parseRef(base, ref); u != nil {
-		return ptr(u.String())
+		return ptr(urlString(u))
 	}
 	return nil
 }
@@ -208,6 +208,29 @@ func parseRef(base *url.URL, ref string) *url.URL {
 		return nil
 	}
 	return u
+}
+
+// urlString is u.String() with bytes that are not UTF-8 percent-encoded (url.Parse keeps raw bytes in
+// a query or fragment), so the URL survives JSON unchanged in meaning.
+func urlString(u *url.URL) string {
+	s := u.String()
+	if utf8.ValidString(s) {
+		return s
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for len(s) > 0 {
+		r, size := utf8.DecodeRuneInString(s)
+		if r == utf8.RuneError && size == 1 {
+			b.WriteByte('%')
+			b.WriteByte(hex[s[0]>>4])
+			b.WriteByte(hex[s[0]&15])
+		} else {
+			b.WriteString(s[:size])
+		}
+		s = s[size:]
+	}
+	return b.String()
 }
 
 func isWebURL(u *url.URL) bool {
