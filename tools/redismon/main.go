@@ -1,0 +1,113 @@
+// Command redismon watches the cache shards and the queue Redis and writes what it finds to
+// ZooKeeper (DESIGN §8). Instances elect a leader through ZooKeeper; only the leader acts.
+//
+// The leader marks a cache shard DOWN after repeated failed probes, or at once when the shard's
+// Redis restarted; when a DOWN shard answers again it flushes it and only then marks it ALIVE with
+// the next epoch, so a shard never serves data from before its outage (semantic 6). It fails the
+// queue Redis over to the most up-to-date secondary when the primary stops answering, and makes
+// the old primary a replica of the new one when it returns.
+//
+// How long a reader can still use a shard it should not: readers learn of DOWN through a
+// ZooKeeper watch, so a postsvcd routes to a dead shard for at most FailThreshold × ProbeInterval
+// plus the watch's delivery (a few ms), and its writes there fail (semantic 5 covers that). A shard
+// that restarts with old data is noticed by its new run_id at the next probe (≤ ProbeInterval) and
+// marked DOWN; a postsvcd may read it in that window only, which is why cache shards should run
+// without persistence: redismon's flush is the guard when they do not. A postsvcd cut off from
+// ZooKeeper cannot learn anything; it keeps its last snapshot (DESIGN §3). Writes that a postsvcd
+// that has not yet seen DOWN makes to a flushed shard are post-outage data; the flush is checked
+// (DBSIZE 0) immediately before ALIVE is written, and a non-empty shard is flushed again later.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/the-red/zkpost/discovery"
+	"github.com/the-red/zkpost/internal/flagenv"
+	"github.com/the-red/zkpost/internal/logging"
+	"github.com/the-red/zkpost/internal/metrics"
+)
+
+const binary = "redismon"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", binary, err)
+		os.Exit(1)
+	}
+}
+
+// shutdownLimit bounds how long the leader's current round may take to finish after a signal;
+// past it the ZooKeeper client is closed, which fails any call still waiting on it.
+const shutdownLimit = 10 * time.Second
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet(binary, flag.ContinueOnError)
+	var (
+		zkCfg  discovery.Config
+		logCfg logging.Config
+		cfg    Config
+	)
+	zkCfg.RegisterFlags(fs)
+	logCfg.RegisterFlags(fs)
+	cfg.RegisterFlags(fs)
+	if err := flagenv.Parse(fs, binary, args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := logging.New(stdout, logCfg, binary)
+	if err != nil {
+		return err
+	}
+	log.Info("config", flagenv.Describe(fs)...)
+	// go-redis logs dial failures of a down server on its own global logger; they are expected
+	// here, and redismon logs what it concludes from them.
+	redis.SetLogger(redisLogger{log})
+	conn, err := discovery.Dial(zkCfg, log)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	m, err := New(cfg, conn, discovery.Layout{Root: zkCfg.Root}, log, metrics.NewRegistry())
+	if err != nil {
+		return err
+	}
+	log.Info("listening", "addr", m.Addr().String())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		select {
+		case err = <-done:
+		case <-time.After(shutdownLimit):
+			log.Warn("shutdown slow; closing the ZooKeeper session")
+			conn.Close()
+			err = <-done
+		}
+	}
+	log.Info("stopped")
+	return err
+}
+
+// redisLogger sends go-redis' printf-style logs to slog at debug level.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, args ...any) {
+	l.log.Debug("redis client", "msg", fmt.Sprintf(format, args...))
+}

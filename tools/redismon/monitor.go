@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/the-red/zkpost/discovery"
+	"github.com/the-red/zkpost/internal/httpapi"
+	"github.com/the-red/zkpost/internal/metrics"
+)
+
+// Config tunes the monitor.
+type Config struct {
+	Listen        string
+	Advertise     string
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
+	FailThreshold int
+	RiseThreshold int
+}
+
+// RegisterFlags adds redismon's flags to fs.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", "0.0.0.0:8040", "host:port for /healthz, /readyz and /metrics (a second instance: 8041)")
+	fs.StringVar(&c.Advertise, "advertise", "", "host:port written to the election node (default: the bound address)")
+	fs.DurationVar(&c.ProbeInterval, "probe-interval", 500*time.Millisecond, "how often the leader probes every shard and the queue primary")
+	fs.DurationVar(&c.ProbeTimeout, "probe-timeout", 250*time.Millisecond, "how long one probe may take")
+	fs.IntVar(&c.FailThreshold, "fail-threshold", 3, "consecutive failed probes before a shard is DOWN or the queue fails over")
+	fs.IntVar(&c.RiseThreshold, "rise-threshold", 2, "consecutive good probes before a DOWN shard is flushed and ALIVE again")
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.ProbeInterval <= 0 || c.ProbeTimeout <= 0:
+		return errors.New("--probe-interval and --probe-timeout must be positive")
+	case c.FailThreshold < 1 || c.RiseThreshold < 1:
+		return errors.New("--fail-threshold and --rise-threshold must be at least 1")
+	}
+	return nil
+}
+
+// Monitor is one redismon instance: a candidate in the election that, while it leads, watches the
+// cache shards and the queue Redis. Standbys only serve their HTTP endpoints.
+type Monitor struct {
+	cfg      Config
+	conn     *discovery.Conn
+	layout   discovery.Layout
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	metrics  *monitorMetrics
+	redis    *clients
+	election *election
+	ln       net.Listener
+	srv      *fasthttp.Server
+	now      func() time.Time
+}
+
+// New opens the HTTP listener and prepares the monitor; Run starts it.
+func New(cfg Config, conn *discovery.Conn, layout discovery.Layout, log *slog.Logger, reg *prometheus.Registry) (*Monitor, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	adv, err := discovery.AdvertiseAddr(cfg.Advertise, ln.Addr())
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	m := &Monitor{cfg: cfg, conn: conn, layout: layout, log: log, reg: reg, metrics: newMonitorMetrics(reg),
+		redis: newClients(cfg.ProbeTimeout), ln: ln, now: time.Now}
+	m.election = &election{conn: conn, dir: layout.RedismonLeader(), data: []byte(adv), log: log}
+	m.srv = &fasthttp.Server{Handler: m.routes(), Name: "redismon", ReadTimeout: 10 * time.Second,
+		WriteTimeout: 10 * time.Second, NoDefaultServerHeader: true}
+	return m, nil
+}
+
+// Addr returns the HTTP listener's address.
+func (m *Monitor) Addr() net.Addr { return m.ln.Addr() }
+
+// IsLeader reports whether this instance leads now.
+func (m *Monitor) IsLeader() bool { return m.election.leader.Load() }
+
+// Run serves HTTP and takes part in the election until ctx ends, then leaves the election first
+// (so a standby takes over at once) and stops the HTTP server.
+func (m *Monitor) Run(ctx context.Context) error {
+	served := make(chan error, 1)
+	go func() { served <- m.srv.Serve(m.ln) }()
+	gauges := m.conn.WatchChildren(m.layout.CacheNodes(), discovery.WatchOptions{WithData: true, OnChange: m.setShardGauges})
+	m.election.run(ctx, m.lead)
+	gauges.Stop()
+	m.redis.close()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.srv.ShutdownWithContext(sctx); err != nil {
+		return fmt.Errorf("stopping HTTP server: %w", err)
+	}
+	return <-served
+}
+
+// lead is one leadership term: fresh counters, probes every ProbeInterval until ctx ends.
+func (m *Monitor) lead(ctx context.Context) {
+	m.metrics.isLeader.Set(1)
+	defer m.metrics.isLeader.Set(0)
+	sh := &shards{cfg: m.cfg, zk: m.conn.ZK(), dir: m.layout.CacheNodes(), redis: m.redis, log: m.log,
+		metrics: m.metrics, now: m.now, counts: map[string]*shardCounts{}}
+	q := &queue{cfg: m.cfg, zk: m.conn.ZK(), path: m.layout.Queue(), redis: m.redis, log: m.log, metrics: m.metrics}
+	var wg sync.WaitGroup
+	wg.Go(func() { every(ctx, m.cfg.ProbeInterval, sh.tick) })
+	wg.Go(func() { every(ctx, m.cfg.ProbeInterval, q.tick) })
+	wg.Wait()
+}
+
+// every calls f at once and then every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func(context.Context)) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for ctx.Err() == nil {
+		f(ctx)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+}
+
+func (m *Monitor) setShardGauges(s discovery.Snapshot) {
+	m.metrics.shardUp.Reset()
+	m.metrics.shardEpoch.Reset()
+	for node, data := range s.Children {
+		n, err := discovery.ParseCacheNode(node, data)
+		if err != nil {
+			continue
+		}
+		up := 0.0
+		if n.Status == discovery.StatusAlive {
+			up = 1
+		}
+		m.metrics.shardUp.WithLabelValues(n.Name).Set(up)
+		m.metrics.shardEpoch.WithLabelValues(n.Name).Set(float64(n.Epoch))
+	}
+}
+
+func (m *Monitor) routes() fasthttp.RequestHandler {
+	h := metrics.NewHTTP(m.reg)
+	healthz := h.Route("healthz", func(ctx *fasthttp.RequestCtx) {
+		httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
+	})
+	readyz := h.Route("readyz", m.readyz)
+	metricsH := h.Route("metrics", metrics.Handler(m.reg))
+	return func(ctx *fasthttp.RequestCtx) {
+		switch string(ctx.Path()) {
+		case "/healthz":
+			healthz(ctx)
+		case "/readyz":
+			readyz(ctx)
+		case "/metrics":
+			metricsH(ctx)
+		default:
+			httpapi.WriteError(ctx, httpapi.ErrNotFound)
+		}
+	}
+}
+
+// readyz answers 200 while the instance is a candidate in the election with a live session: a
+// standby is ready too, since standing by is its job.
+func (m *Monitor) readyz(ctx *fasthttp.RequestCtx) {
+	var reasons []string
+	if _, ok := m.conn.Session(); !ok {
+		reasons = append(reasons, "no ZooKeeper session")
+	} else if !m.election.joined.Load() {
+		reasons = append(reasons, "not in the leader election yet")
+	}
+	if len(reasons) > 0 {
+		httpapi.WriteJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]any{"status": "unavailable", "reasons": reasons})
+		return
+	}
+	httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"status": "ready", "leader": m.IsLeader()})
+}
