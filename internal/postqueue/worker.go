@@ -222,7 +222,7 @@ func (w *Worker) startPool(addr string) *poolRun {
 // handle runs one job. A job that cannot be decoded, or whose handler fails permanently, is put
 // on the dead set here and acknowledged: gocraft/work would otherwise retry it MaxFails times.
 func (w *Worker) handle(rp *redis.Pool, j *work.Job) error {
-	p, err := post.FromArgs(j.Args)
+	p, err := decodeJob(j)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), w.cfg.JobTimeout)
 		err = w.h(ctx, p)
@@ -246,6 +246,22 @@ func (w *Worker) handle(rp *redis.Pool, j *work.Job) error {
 	w.log.Warn("queue job dead", "job", j.ID, "err", err)
 	w.m.jobs.WithLabelValues("dead").Inc()
 	return nil
+}
+
+// decodeJob reads the post a job carries. Only the arguments matter: the job's name was matched
+// by the pool, and its id, timestamps and fail count belong to the library.
+func decodeJob(j *work.Job) (post.Post, error) {
+	if j.Args == nil {
+		return post.Post{}, errors.New("decoding job: no arguments")
+	}
+	p, err := post.FromArgs(j.Args)
+	if err != nil {
+		return post.Post{}, err
+	}
+	if p.ID == 0 || p.UserID == 0 {
+		return post.Post{}, fmt.Errorf("decoding job: post_id %d, user_id %d: want both > 0", p.ID, p.UserID)
+	}
+	return p, nil
 }
 
 func (w *Worker) bury(rp *redis.Pool, j *work.Job, cause error) error {
