@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# guid.sh: guidd over HTTP against a bare fasthttp handler (tools/httpbaseline, the ceiling of the
+# HTTP stack on this machine), side by side with wrk on loopback.
+#
+# It builds guidd and httpbaseline, starts a throwaway ZooKeeper (or uses GUID_BENCH_ZK=host:port),
+# runs wrk against both for single IDs and for full batches, prints a ratio table and cleans up.
+#
+# Environment: DURATION (wrk seconds per run, default 10), THREADS (default 2), CONNS (default 64),
+# GUID_BENCH_ZK (an existing ZooKeeper; a unique --zk-root is used so nothing is disturbed).
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-64}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/guidbench.XXXXXX")
+PIDS=()
+
+cleanup() {
+	for pid in "${PIDS[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${PIDS[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+need() { command -v "$1" >/dev/null || { echo "guid.sh: $1 not found${2:+ ($2)}" >&2; exit 1; }; }
+need go
+need wrk "apt-get install -y wrk"
+need curl
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null ||
+		echo $((20000 + RANDOM % 20000))
+}
+
+wait_ok() { # url seconds
+	local deadline=$((SECONDS + $2))
+	until curl -fsS -o /dev/null "$1" 2>/dev/null; do
+		if ((SECONDS >= deadline)); then
+			echo "guid.sh: $1 not ready after $2 s; logs in $WORK:" >&2
+			tail -n 20 "$WORK"/*.log >&2 || true
+			exit 1
+		fi
+		sleep 0.2
+	done
+}
+
+echo "building guidd and httpbaseline..." >&2
+(cd "$ROOT" && go build -o "$WORK/guidd" ./guid/cmd/guidd && go build -o "$WORK/httpbaseline" ./tools/httpbaseline)
+
+ZK=${GUID_BENCH_ZK:-}
+if [[ -z $ZK ]]; then
+	need java "apt-get install -y zookeeper"
+	[[ -f /usr/share/java/zookeeper.jar ]] || { echo "guid.sh: /usr/share/java/zookeeper.jar missing (apt-get install -y zookeeper) or set GUID_BENCH_ZK" >&2; exit 1; }
+	zkport=$(free_port)
+	mkdir -p "$WORK/zk"
+	printf 'tickTime=200\ndataDir=%s\nclientPort=%s\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\nadmin.enableServer=false\nforceSync=no\n' \
+		"$WORK/zk" "$zkport" >"$WORK/zoo.cfg"
+	cp=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar
+	[[ -f /usr/share/java/slf4j-simple.jar ]] && cp=$cp:/usr/share/java/slf4j-simple.jar
+	java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.net.preferIPv4Stack=true \
+		-Dzookeeper.admin.enableServer=false -cp "$cp" org.apache.zookeeper.server.quorum.QuorumPeerMain \
+		"$WORK/zoo.cfg" >"$WORK/zookeeper.log" 2>&1 &
+	PIDS+=($!)
+	ZK=127.0.0.1:$zkport
+fi
+
+gport=$(free_port)
+bport=$(free_port)
+"$WORK/guidd" --listen "127.0.0.1:$gport" --zk "$ZK" --zk-root "/guidbench-$$" --zk-session-timeout 4s \
+	--log-format text >"$WORK/guidd.log" 2>&1 &
+PIDS+=($!)
+"$WORK/httpbaseline" --listen "127.0.0.1:$bport" >"$WORK/httpbaseline.log" 2>&1 &
+PIDS+=($!)
+wait_ok "http://127.0.0.1:$bport/" 30
+wait_ok "http://127.0.0.1:$gport/readyz" 60
+
+# bench name url: runs wrk and prints "name req/s p99"
+bench() {
+	local out rps p99
+	out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$2")
+	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+	p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+	if grep -q 'Non-2xx' <<<"$out"; then
+		echo "guid.sh: $1: $(grep 'Non-2xx' <<<"$out")" >&2
+	fi
+	echo "$1 $rps $p99"
+}
+
+echo "wrk: ${THREADS} threads, ${CONNS} connections, ${DURATION}s per run, $(nproc) CPUs" >&2
+read -r _ b1 b1p99 < <(bench baseline-single "http://127.0.0.1:$bport/")
+read -r _ g1 g1p99 < <(bench guidd-single "http://127.0.0.1:$gport/api/v1/guid")
+read -r _ bb bbp99 < <(bench baseline-batch "http://127.0.0.1:$bport/batch")
+read -r _ gb gbp99 < <(bench guidd-batch "http://127.0.0.1:$gport/api/v1/guid?count=4096")
+
+awk -v b1="$b1" -v g1="$g1" -v b1p="$b1p99" -v g1p="$g1p99" -v bb="$bb" -v gb="$gb" -v bbp="$bbp99" -v gbp="$gbp99" 'BEGIN {
+	printf "\n%-26s %16s %16s %8s\n", "", "httpbaseline", "guidd", "ratio"
+	printf "%-26s %16.0f %16.0f %7.2f\n", "single: requests/s", b1, g1, g1 / b1
+	printf "%-26s %16s %16s\n", "single: p99 latency", b1p, g1p
+	printf "%-26s %16.0f %16.0f %7.2f\n", "batch 4096: requests/s", bb, gb, gb / bb
+	printf "%-26s %16s %16s\n", "batch 4096: p99 latency", bbp, gbp
+	printf "%-26s %16.0f %16.0f %7.2f\n", "batch 4096: IDs/s", bb * 4096, gb * 4096, gb / bb
+	printf "%-26s %16s %16.0f %7.2f\n\n", "IDs/s vs one worker ceiling", "", 4096000, gb * 4096 / 4096000
+}'

@@ -1,0 +1,88 @@
+// Command httpbaseline is the ceiling of the HTTP stack for guidd's benchmark (tools/bench/guid.sh):
+// a bare fasthttp server answering every request with a constant JSON body of the size guidd
+// sends, so the difference to guidd is what ID generation, routing and metrics cost.
+//
+//	GET /        {"guid":…,"guid_str":"…"} (the single-ID response)
+//	GET /batch   {"guids":[…4096 ids…]}     (the size of a full batch response)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "httpbaseline:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("httpbaseline", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	listen := fs.String("listen", "127.0.0.1:8090", "host:port to serve on")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", *listen, err)
+	}
+	single, batch := bodies()
+	srv := &fasthttp.Server{
+		Handler: func(c *fasthttp.RequestCtx) {
+			c.SetContentType("application/json; charset=utf-8")
+			if string(c.Path()) == "/batch" {
+				c.SetBody(batch)
+				return
+			}
+			c.SetBody(single)
+		},
+		NoDefaultServerHeader: true,
+		NoDefaultDate:         true,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "httpbaseline serving on %s\n", ln.Addr())
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.ShutdownWithContext(sctx)
+}
+
+// bodies returns responses shaped and sized like guidd's, with realistic 18-digit ids.
+func bodies() (single, batch []byte) {
+	const id = uint64(725054616198184960)
+	single = fmt.Appendf(nil, `{"guid":%d,"guid_str":"%d"}`, id, id)
+	batch = []byte(`{"guids":[`)
+	for i := range uint64(4096) {
+		if i > 0 {
+			batch = append(batch, ',')
+		}
+		batch = append(batch, '"')
+		batch = strconv.AppendUint(batch, id+i, 10)
+		batch = append(batch, '"')
+	}
+	return single, append(batch, "]}"...)
+}
