@@ -10,8 +10,20 @@ import (
 	"golang.org/x/net/html"
 )
 
-// Extraction rules (issue #3), in priority order for each field; the first non-empty value of a
-// duplicated property wins, and an empty content="" counts as absent:
+// Bounds on what one page can put in a preview.
+const (
+	maxTextBytes = 4096 // per text field, cut at a rune boundary
+	maxURLBytes  = 4096 // longer URLs are dropped, not cut: a cut URL is a wrong URL
+	maxImages    = 16
+)
+
+// Extract parses UTF-8 HTML (see Decode) and returns its preview. pageURL is the final URL after
+// redirects; it is the base for relative URLs and the url of last resort. It makes one streaming
+// pass of html.Tokenizer (no DOM), which decodes entities exactly once and reads <script>, <style>
+// and <textarea> contents as text, so markup inside them is not seen.
+//
+// The rules (issue #3), in priority order for each field; the first non-empty value of a duplicated
+// property wins, and an empty content="" counts as absent:
 //
 //	title        og:title, twitter:title, the first non-empty <title> outside <svg>/<math>
 //	description  og:description, twitter:description, <meta name=description>
@@ -32,14 +44,8 @@ import (
 // first one) and the page URL, and only http/https results are kept. Text is trimmed,
 // whitespace-collapsed and cut to maxTextBytes at a rune boundary. Tags inside <noscript> are not
 // seen (the tokenizer reads it as raw text, as a scripting browser does).
-const (
-	maxTextBytes = 4096
-	maxURLBytes  = 4096
-	maxImages    = 16
-)
-
-// Extract parses UTF-8 HTML (see Decode) and returns its preview. pageURL is the final URL after
-// redirects; it is the base for relative URLs and the url of last resort.
+//
+// Absent fields are nil; Images is empty, never nil; Image is Images[0].URL.
 func Extract(doc []byte, pageURL *url.URL) (*Preview, error) {
 	var c collector
 	z := html.NewTokenizer(bytes.NewReader(doc))
