@@ -108,9 +108,11 @@ func (c *Cache) newClient(addr string) *redis.Client {
 		ReadTimeout:           c.timeout,
 		WriteTimeout:          c.timeout,
 		ContextTimeoutEnabled: true,
-		MaxRetries:            -1, // a slow shard must not multiply the request's latency; we fall back instead
-		PoolSize:              64,
-		MinIdleConns:          2,
+		// A dead or slow shard must cost a request one short timeout, not retries with backoff:
+		// the request falls back to the database instead.
+		MaxRetries:    -1,
+		DialerRetries: 1,
+		PoolSize:      64,
 	})
 }
 

@@ -1,0 +1,302 @@
+package postsvc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/the-red/zkpost/discovery"
+	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/metrics"
+	"github.com/the-red/zkpost/internal/post"
+)
+
+// bigIDBase is past 2^53, so every test id exercises the float64 trap.
+const bigIDBase = uint64(1)<<53 + 12345
+
+type fakeIDs struct {
+	next atomic.Uint64
+	err  atomic.Pointer[error]
+}
+
+func newFakeIDs() *fakeIDs {
+	f := &fakeIDs{}
+	f.next.Store(bigIDBase)
+	return f
+}
+
+func (f *fakeIDs) Next(context.Context) (uint64, error) {
+	if e := f.err.Load(); e != nil {
+		return 0, *e
+	}
+	return f.next.Add(1 + uint64(time.Now().UnixNano()%3)), nil
+}
+
+type fakePreviewer struct {
+	fn    func(ctx context.Context, u string) (json.RawMessage, error)
+	calls atomic.Int64
+}
+
+func (f *fakePreviewer) Scrap(ctx context.Context, u string) (json.RawMessage, error) {
+	f.calls.Add(1)
+	if f.fn == nil {
+		return json.RawMessage(`{"title":"T","url":` + strconv.Quote(u) + `}`), nil
+	}
+	return f.fn(ctx, u)
+}
+
+// memDB is the database truth and the queue: Enqueue records a pending job; persist moves pending
+// posts into the table, as writebackd would, so tests control the write-back lag.
+type memDB struct {
+	mu      sync.Mutex
+	rows    map[uint64]post.Post
+	pending []post.Post
+	failQ   atomic.Bool // Enqueue fails while set
+	failDB  atomic.Bool // List/Get fail while set
+	lists   atomic.Int64
+}
+
+func newMemDB() *memDB { return &memDB{rows: map[uint64]post.Post{}} }
+
+func (m *memDB) Enqueue(ctx context.Context, p post.Post) error {
+	if m.failQ.Load() {
+		return errors.New("queue down")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pending = append(m.pending, p)
+	return nil
+}
+
+func (m *memDB) persist() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.pending {
+		m.rows[p.ID] = p
+	}
+	m.pending = nil
+}
+
+func (m *memDB) List(ctx context.Context, uid, maxID uint64, limit int) ([]post.Post, error) {
+	if m.failDB.Load() {
+		return nil, errors.New("db down")
+	}
+	m.lists.Add(1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []post.Post
+	for _, p := range m.rows {
+		if p.UserID == uid && (maxID == 0 || p.ID <= maxID) {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b post.Post) int { return cmpDesc(a.ID, b.ID) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func (m *memDB) Get(ctx context.Context, id uint64) (post.Post, error) {
+	if m.failDB.Load() {
+		return post.Post{}, errors.New("db down")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.rows[id]
+	if !ok {
+		return post.Post{}, ErrNotFound
+	}
+	return p, nil
+}
+
+// truth returns every persisted id of uid, newest first.
+func (m *memDB) truth(uid uint64) []uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []uint64
+	for _, p := range m.rows {
+		if p.UserID == uid {
+			ids = append(ids, p.ID)
+		}
+	}
+	slices.SortFunc(ids, cmpDesc)
+	return ids
+}
+
+func cmpDesc(a, b uint64) int {
+	switch {
+	case a > b:
+		return -1
+	case a < b:
+		return 1
+	}
+	return 0
+}
+
+// harness is a postsvc Server in-process over fakes for guid, scrap, the queue and the database,
+// and real Redis shards whose ring the test sets directly (as the ZooKeeper watch would).
+type harness struct {
+	t       testing.TB
+	srv     *Server
+	base    string
+	ids     *fakeIDs
+	scrap   *fakePreviewer
+	db      *memDB
+	shards  []*itest.Redis
+	version int64
+	hc      *http.Client
+}
+
+func newHarness(t testing.TB, nShards int, mutate func(*Config)) *harness {
+	t.Helper()
+	h := &harness{t: t, ids: newFakeIDs(), scrap: &fakePreviewer{}, db: newMemDB(), hc: &http.Client{Timeout: 10 * time.Second}}
+	for range nShards {
+		h.shards = append(h.shards, itest.StartRedis(t, itest.RedisOptions{}))
+	}
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.CacheTimeout = time.Second
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	srv, err := New(cfg, Deps{IDs: h.ids, Previewer: h.scrap, Queue: h.db, Store: h.db,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: metrics.NewRegistry()})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	h.srv = srv
+	h.base = "http://" + srv.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		srv.Shutdown(sctx)
+	})
+	all := make([]int, nShards)
+	for i := range all {
+		all[i] = i
+	}
+	h.setAlive(all...)
+	return h
+}
+
+// setAlive puts the listed shards on the ring under a new version.
+func (h *harness) setAlive(idx ...int) {
+	h.version++
+	var nodes []discovery.CacheNode
+	for i, r := range h.shards {
+		status := discovery.StatusDown
+		if slices.Contains(idx, i) {
+			status = discovery.StatusAlive
+		}
+		nodes = append(nodes, discovery.CacheNode{Name: fmt.Sprintf("redis%d", i+1), Addr: r.Addr(), Status: status})
+	}
+	h.srv.Cache().Update(h.version, nodes)
+}
+
+type apiResp struct {
+	status int
+	body   []byte
+}
+
+func (h *harness) do(method, path string, body string) apiResp {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.base+path, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatalf("request: %v", err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := h.hc.Do(req)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return apiResp{status: resp.StatusCode, body: b}
+}
+
+// write posts through POST /api/v1/posts and returns the new post (status 201 required).
+func (h *harness) write(uid uint64, contents, link string) post.Post {
+	h.t.Helper()
+	body, _ := json.Marshal(map[string]any{"user_id": uid, "contents": contents, "url": link})
+	r := h.do("POST", "/api/v1/posts", string(body))
+	if r.status != 201 {
+		h.t.Fatalf("write: got status %d (%s), want 201", r.status, r.body)
+	}
+	var p post.Post
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		h.t.Fatalf("write: decoding %s: %v", r.body, err)
+	}
+	return p
+}
+
+type pageResp struct {
+	Posts  []post.Post `json:"posts"`
+	NextID *string     `json:"next_id"`
+}
+
+func (h *harness) page(uid, f uint64, limit int) pageResp {
+	h.t.Helper()
+	v := url.Values{"limit": {strconv.Itoa(limit)}}
+	if f != 0 {
+		v.Set("f", strconv.FormatUint(f, 10))
+	}
+	r := h.do("GET", fmt.Sprintf("/api/v1/posts/%d?%s", uid, v.Encode()), "")
+	if r.status != 200 {
+		h.t.Fatalf("page(%d, f=%d): got status %d (%s), want 200", uid, f, r.status, r.body)
+	}
+	var p pageResp
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		h.t.Fatalf("page: decoding %s: %v", r.body, err)
+	}
+	return p
+}
+
+// walk reads every page of uid with the cursor and returns the ids in order, failing on any
+// malformed cursor.
+func (h *harness) walk(uid uint64, limit int) []uint64 {
+	h.t.Helper()
+	var ids []uint64
+	f := uint64(0)
+	for range 10000 {
+		p := h.page(uid, f, limit)
+		if len(p.Posts) > limit {
+			h.t.Fatalf("page of user %d: got %d posts, limit %d", uid, len(p.Posts), limit)
+		}
+		for _, q := range p.Posts {
+			ids = append(ids, q.ID)
+		}
+		if p.NextID == nil {
+			return ids
+		}
+		if len(p.Posts) < limit {
+			h.t.Fatalf("page of user %d at f=%d: short page (%d < %d) with next_id %s", uid, f, len(p.Posts), limit, *p.NextID)
+		}
+		n, err := strconv.ParseUint(*p.NextID, 10, 64)
+		if err != nil {
+			h.t.Fatalf("next_id %q: %v", *p.NextID, err)
+		}
+		f = n
+	}
+	h.t.Fatalf("walk of user %d does not end", uid)
+	return nil
+}

@@ -1,0 +1,116 @@
+package postsvc
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestBadInputEveryEndpoint(t *testing.T) {
+	h := newHarness(t, 2, nil)
+	long := strings.Repeat("x", DefaultConfig().MaxContents+1)
+	tests := []struct {
+		method, path, body string
+		status             int
+	}{
+		{"POST", "/api/v1/posts", `{"user_id":-1,"contents":"x"}`, 400},
+		{"POST", "/api/v1/posts", `{"user_id":1,"contents":"` + long + `"}`, 400},
+		{"POST", "/api/v1/posts", `{"user_id":1,"contents":"x","url":"javascript:alert(1)"}`, 400},
+		{"POST", "/api/v1/posts", `{"user_id":1,"contents":"x","extra":1}`, 400},
+		{"POST", "/api/v1/posts", strings.Repeat(" ", 200000), 413},
+		{"GET", "/api/v1/posts", "", 405},
+		{"GET", "/api/v1/write_post/0?contents=x", "", 400},
+		{"GET", "/api/v1/write_post/abc?contents=x", "", 400},
+		{"GET", "/api/v1/write_post/1?contents=%20", "", 400},
+		{"GET", "/api/v1/write_post/1?contents=%FF", "", 400},
+		{"GET", "/api/v1/write_post/1?contents=x&url=" + url.QueryEscape("data:text/html,<script>"), "", 400},
+		{"GET", "/api/v1/write_post/18446744073709551616?contents=x", "", 400},
+		{"POST", "/api/v1/write_post/1?contents=x", "", 405},
+		{"GET", "/api/v1/posts/-1", "", 400},
+		{"GET", "/api/v1/posts/1?limit=0", "", 400},
+		{"GET", "/api/v1/posts/1?limit=101", "", 400},
+		{"GET", "/api/v1/posts/1?f=abc", "", 400},
+		{"GET", "/api/v1/posts/1/0", "", 400},
+		{"GET", "/api/v1/posts/1/99", "", 404},
+		{"GET", "/api/v1/posts/1/2/3", "", 404},
+		{"GET", "/nope", "", 404},
+	}
+	for _, tc := range tests {
+		r := h.do(tc.method, tc.path, tc.body)
+		var env struct {
+			Code  int    `json:"code"`
+			Error string `json:"error"`
+		}
+		if r.status != tc.status || json.Unmarshal(r.body, &env) != nil || env.Code >= 0 || env.Error == "" {
+			t.Errorf("%s %.60s: got %d %.200s, want %d in the envelope", tc.method, tc.path, r.status, r.body, tc.status)
+		}
+	}
+	h.db.persist()
+	if n := len(h.db.rows); n != 0 {
+		t.Errorf("bad input wrote %d rows", n)
+	}
+	for _, r := range h.shards {
+		if n, _ := r.Client(t).DBSize(context.Background()).Result(); n != 0 {
+			t.Errorf("bad input left %d keys in shard %s", n, r.Addr())
+		}
+	}
+}
+
+func TestWritePostGETForm(t *testing.T) {
+	h := newHarness(t, 1, nil)
+	r := h.do("GET", "/api/v1/write_post/5?contents="+url.QueryEscape("a+b & c")+"&url="+url.QueryEscape("https://example.com/?a=1&b=2"), "")
+	if r.status != 200 {
+		t.Fatalf("got %d %s, want 200", r.status, r.body)
+	}
+	var p struct {
+		Contents, URL string
+	}
+	json.Unmarshal(r.body, &p)
+	if p.Contents != "a+b & c" || p.URL != "https://example.com/?a=1&b=2" {
+		t.Fatalf("got %+v", p)
+	}
+}
+
+func TestDemoEscapesHostileContent(t *testing.T) {
+	h := newHarness(t, 1, nil)
+	h.scrap.fn = func(ctx context.Context, u string) (json.RawMessage, error) {
+		return json.RawMessage(`{"title":"<script>alert('t')</script>","description":"<img src=x onerror=alert(1)>",
+			"image":"javascript:alert(2)","site_name":"\"><b>site</b>","url":"javascript:alert(3)"}`), nil
+	}
+	h.write(3, `<script>alert("c")</script></div><a href="javascript:alert(4)">x</a>`, "https://example.com/p")
+	h.scrap.fn = func(ctx context.Context, u string) (json.RawMessage, error) {
+		return json.RawMessage(`{"title":"fine","image":"https://img.example.com/a.png?x=\"onload=alert(5)"}`), nil
+	}
+	h.write(3, "second", "https://example.com/q")
+	r := h.do("GET", "/demo?user_id=3", "")
+	if r.status != 200 {
+		t.Fatalf("demo: %d", r.status)
+	}
+	page := string(r.body)
+	for _, bad := range []string{"<script>", `href="javascript`, `src="javascript`, "<img src=x", `"onload=`, "<b>site", "<a href="} {
+		if strings.Contains(page, bad) {
+			t.Errorf("demo page contains %q:\n%s", bad, page)
+		}
+	}
+	for _, good := range []string{"&lt;script&gt;", "https://example.com/p", "fine", "https://img.example.com/a.png"} {
+		if !strings.Contains(page, good) {
+			t.Errorf("demo page lacks %q", good)
+		}
+	}
+	if r := h.do("GET", "/demo?user_id=-1", ""); r.status != 400 {
+		t.Errorf("demo with a bad user id: %d, want 400", r.status)
+	}
+	resp, err := h.hc.PostForm(h.base+"/demo", url.Values{"user_id": {"3"}, "contents": {"from the form"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.RequestURI() != "/demo?user_id=3" {
+		t.Fatalf("demo form: got %d at %s, want 200 at /demo?user_id=3 after the redirect", resp.StatusCode, resp.Request.URL)
+	}
+	if p := h.page(3, 0, 1); p.Posts[0].Contents != "from the form" {
+		t.Fatalf("demo form post not in the timeline: %+v", p.Posts)
+	}
+}
