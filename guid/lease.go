@@ -66,7 +66,9 @@ func (s *Server) leaseLoop(ctx context.Context) {
 		}
 		l := &lease{worker: worker, session: session}
 		l.confirmed.Store(sent)
-		s.hold(ctx, l, changed)
+		if lost := s.hold(ctx, l, changed); lost {
+			wait(ctx, nil, retryDelay) // whatever took it may still be there: do not spin
+		}
 	}
 }
 
@@ -95,8 +97,9 @@ func (s *Server) claim(session int64) (int, error) {
 	return 0, fmt.Errorf("leasing a worker id: all %d of datacenter %d are taken", MaxWorkers, s.cfg.Datacenter)
 }
 
-// hold serves under lease l until the session changes, the lease is lost or ctx ends.
-func (s *Server) hold(ctx context.Context, l *lease, changed <-chan struct{}) {
+// hold serves under lease l until the session changes, the lease is lost (reported true) or ctx
+// ends.
+func (s *Server) hold(ctx context.Context, l *lease, changed <-chan struct{}) bool {
 	log := s.log.With("worker", l.worker, "session", fmt.Sprintf("%#x", l.session))
 	log.Info("lease acquired")
 	s.m.leaseChanges.Inc()
@@ -107,24 +110,26 @@ func (s *Server) hold(ctx context.Context, l *lease, changed <-chan struct{}) {
 	go s.heartbeat(lctx, l, lost)
 	go s.keepClock(lctx, l, lost)
 	var why any = "shutdown"
+	wasLost := false
 	select {
 	case <-ctx.Done():
 	case <-changed:
 		why = "session changed"
 	case err := <-lost:
-		why = err
+		why, wasLost = err, true
 	}
 	cancel()
 	s.cur.CompareAndSwap(l, nil) // issuance stops here, before anything slow
 	if ctx.Err() != nil {
 		s.release(l)
 		log.Info("lease released")
-		return
+		return false
 	}
 	if l.clockOK.Load() {
 		l.gen.Seal()
 	}
 	log.Warn("lease suspended", "why", why)
+	return wasLost
 }
 
 // heartbeat confirms the lease every sessionTimeout/4 with a round trip to its node.
