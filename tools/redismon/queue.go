@@ -74,16 +74,13 @@ func (q *queue) tick(ctx context.Context) {
 
 // promote makes the best reachable secondary the primary and records it in ZooKeeper.
 func (q *queue) promote(ctx context.Context, eps discovery.QueueEndpoints, version int32) {
-	best, bestOffset := "", int64(-1)
+	reachable := map[string]replication{}
 	for _, s := range eps.Secondary {
-		rep, err := q.redis.probeReplication(ctx, s, q.cfg.ProbeTimeout)
-		if err != nil {
-			continue
-		}
-		if rep.Offset > bestOffset {
-			best, bestOffset = s, rep.Offset
+		if rep, err := q.redis.probeReplication(ctx, s, q.cfg.ProbeTimeout); err == nil {
+			reachable[s] = rep
 		}
 	}
+	best := pickSecondary(eps.Secondary, reachable)
 	if best == "" {
 		q.log.Error("queue primary down and no secondary reachable", "primary", eps.Primary)
 		return
@@ -112,7 +109,20 @@ func (q *queue) promote(ctx context.Context, eps discovery.QueueEndpoints, versi
 	q.metrics.zkWrites.Inc()
 	q.metrics.promotions.Inc()
 	q.primary, q.fails = best, 0
-	q.log.Warn("queue secondary promoted", "primary", best, "old_primary", eps.Primary, "offset", bestOffset)
+	q.log.Warn("queue secondary promoted", "primary", best, "old_primary", eps.Primary, "offset", reachable[best].Offset)
+}
+
+// pickSecondary returns the reachable secondary holding the most of the replication stream
+// (highest offset), the earliest listed on a tie; "" when none is reachable.
+func pickSecondary(order []string, reachable map[string]replication) string {
+	best := ""
+	for _, s := range order {
+		rep, ok := reachable[s]
+		if ok && (best == "" || rep.Offset > reachable[best].Offset) {
+			best = s
+		}
+	}
+	return best
 }
 
 // reconcile makes every reachable secondary a replica of the primary.
@@ -167,4 +177,3 @@ func sameAddr(a, b string) bool {
 	}
 	return norm(a) == norm(b)
 }
-

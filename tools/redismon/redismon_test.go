@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"strconv"
 	"testing"
 	"time"
 
@@ -407,4 +408,82 @@ func TestReadyzAndHealthz(t *testing.T) {
 			t.Errorf("GET %s: got %d, want %d", path, got, want)
 		}
 	}
+}
+
+// A leader whose candidate node disappears (deleted by hand, as after a session expiry) stops
+// acting and re-enters the election behind the standby.
+func TestLeaderWithoutItsNodeStepsDown(t *testing.T) {
+	r := newRig(t)
+	first := r.start(t, "first", testCfg)
+	itest.WaitFor(t, 10*time.Second, "first instance leading", first.m.IsLeader)
+	second := r.start(t, "second", testCfg)
+	itest.WaitFor(t, 10*time.Second, "second instance in the election", second.m.election.joined.Load)
+
+	kids, _, err := r.conn.Children(r.layout.RedismonLeader())
+	if err != nil || len(kids) != 2 {
+		t.Fatalf("got candidates %v (%v), want 2", kids, err)
+	}
+	lowest := kids[0]
+	for _, k := range kids {
+		if sequence(k) < sequence(lowest) {
+			lowest = k
+		}
+	}
+	if err := r.conn.Delete(path.Join(r.layout.RedismonLeader(), lowest), -1); err != nil {
+		t.Fatal(err)
+	}
+	itest.WaitFor(t, 10*time.Second, "standby leading, old leader standing by", func() bool {
+		return second.m.IsLeader() && !first.m.IsLeader()
+	})
+	itest.WaitFor(t, 10*time.Second, "old leader back in the election", func() bool {
+		kids, _, err := r.conn.Children(r.layout.RedismonLeader())
+		return err == nil && len(kids) == 2
+	})
+	if first.m.IsLeader() {
+		t.Fatal("both instances lead")
+	}
+}
+
+// Promotion prefers the secondary holding more of the stream over one listed first.
+func TestQueuePromotesTheMostUpToDateSecondary(t *testing.T) {
+	r := newRig(t)
+	primary := itest.StartRedis(t, itest.RedisOptions{})
+	behind := itest.StartRedis(t, itest.RedisOptions{ReplicaOf: primary.Addr()})
+	ahead := itest.StartRedis(t, itest.RedisOptions{ReplicaOf: primary.Addr()})
+	ctx := context.Background()
+	pc, bc := primary.Client(t), behind.Client(t)
+	if err := pc.Set(ctx, "early", 1, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := pc.Wait(ctx, 2, 5*time.Second).Result(); err != nil || n < 2 {
+		t.Fatalf("WAIT 2: got %d, %v", n, err)
+	}
+	// "behind" stops following (as if its link broke) before the last writes.
+	if err := bc.Do(ctx, "REPLICAOF", "127.0.0.1", strconv.Itoa(itest.FreePort(t))).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if err := pc.Set(ctx, fmt.Sprintf("late:%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := pc.Wait(ctx, 1, 5*time.Second).Result(); err != nil || n < 1 {
+		t.Fatalf("WAIT 1: got %d, %v", n, err)
+	}
+	primary.Kill()
+
+	q := discovery.QueueEndpoints{Primary: primary.Addr(), Secondary: []string{behind.Addr(), ahead.Addr()}}
+	b, _ := json.Marshal(q)
+	if _, err := r.conn.Create(r.layout.Queue(), b, 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	r.start(t, "solo", testCfg)
+	itest.WaitFor(t, 15*time.Second, "a secondary promoted", func() bool { return r.queue(t).Primary != primary.Addr() })
+	if got := r.queue(t).Primary; got != ahead.Addr() {
+		t.Fatalf("got %s promoted, want %s (the one with every write)", got, ahead.Addr())
+	}
+	itest.WaitFor(t, 15*time.Second, "the other secondary following the new primary", func() bool {
+		v, err := bc.Get(ctx, "late:49").Int()
+		return err == nil && v == 49 && role(t, bc) == "slave"
+	})
 }
