@@ -176,7 +176,7 @@ func charsetFromContent(s string) string {
 
 // indexFold is strings.Index ignoring ASCII case, for a lower-case ASCII substr. (strings.ToLower
 // would change the length of a string holding invalid UTF-8, so its indexes could not be reused.)
-func indexFold(s, substr string) int {
+func indexFold[T string | []byte](s T, substr string) int {
 	for i := 0; i+len(substr) <= len(s); i++ {
 		j := 0
 		for ; j < len(substr); j++ {

@@ -105,7 +105,7 @@ func (c *collector) startTag(z *html.Tokenizer, selfClosing bool) {
 			c.foreignDepth++
 		}
 	case 'l':
-		if rawTagIs(raw, "link") {
+		if rawTagIs(raw, "link") && mayBeUsefulLink(raw) {
 			c.link(z)
 		}
 	case 'b':
@@ -157,6 +157,12 @@ func (c *collector) link(z *html.Tokenizer) {
 			setURL(&c.imageSrc, href)
 		}
 	}
+}
+
+// mayBeUsefulLink cheaply rules out the stylesheet and preload links that fill real pages, before
+// the attribute parse that allocates.
+func mayBeUsefulLink(raw []byte) bool {
+	return indexFold(raw, "icon") >= 0 || indexFold(raw, "canonical") >= 0 || indexFold(raw, "image_src") >= 0
 }
 
 // attrURL returns the named attribute of the current tag as a usable URL reference, or "".
