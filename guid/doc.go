@@ -1,6 +1,6 @@
 // Package guid issues Snowflake IDs: 64-bit integers, unique across every guidd of a deployment
-// and strictly increasing per server, with the reference's layout so its users decode them the
-// same way.
+// and strictly increasing under one lease of a worker id, with the reference's layout so its users
+// decode them the same way.
 //
 // # Layout
 //

@@ -103,7 +103,6 @@ func (s *Server) hold(ctx context.Context, l *lease, changed <-chan struct{}) bo
 	log := s.log.With("worker", l.worker, "session", fmt.Sprintf("%#x", l.session))
 	log.Info("lease acquired")
 	s.m.leaseChanges.Inc()
-	s.register(l.worker)
 	s.cur.Store(l)
 	lctx, cancel := context.WithCancel(ctx)
 	lost := make(chan error, 2)
@@ -160,8 +159,8 @@ func (s *Server) heartbeat(ctx context.Context, l *lease, lost chan<- error) {
 	}
 }
 
-// keepClock waits until the clock has passed the stored bound, opens issuance, and then keeps
-// the bound ahead of now.
+// keepClock waits until the clock has passed the stored bound, opens issuance, registers, and
+// then keeps the bound ahead of now.
 func (s *Server) keepClock(ctx context.Context, l *lease, lost chan<- error) {
 	for {
 		ok, err := s.syncClock(ctx, l)
@@ -179,6 +178,9 @@ func (s *Server) keepClock(ctx context.Context, l *lease, lost chan<- error) {
 			return
 		}
 	}
+	// Registered only once it can serve, so clients are not sent to a server that must wait for
+	// its clock; a changed worker id re-registers with the new shard.
+	s.register(l.worker)
 	t := time.NewTicker(s.cfg.ClockRefresh)
 	defer t.Stop()
 	for {

@@ -156,13 +156,15 @@ func TestFutureStoredClockKeepsServerUnready(t *testing.T) {
 	spec := c.spec("guidd")
 	p := itest.StartDaemonNoWait(t, spec)
 	base := "http://" + p.Addr()
-	itest.WaitFor(t, 20*time.Second, "the server to lease worker 0 and register", func() bool {
-		return c.exists(c.leasePath(0)) && c.exists(path.Join(layout.Nodes("guid"), p.Addr()))
-	})
+	itest.WaitFor(t, 20*time.Second, "the server to lease worker 0", func() bool { return c.exists(c.leasePath(0)) })
 	itest.WaitFor(t, 5*time.Second, "readiness to name the clock", func() bool {
 		r := readiness(t, p)
 		return r.Worker == 0 && strings.Contains(strings.Join(r.Reasons, ","), "clock_behind")
 	})
+	regPath := path.Join(layout.Nodes("guid"), p.Addr())
+	if c.exists(regPath) {
+		t.Fatalf("%s registered while its clock is behind the stored bound", regPath)
+	}
 	var e envelope
 	if status := getJSON(t, base+"/readyz", nil); status != 503 {
 		t.Fatalf("/readyz %d, want 503", status)
@@ -178,6 +180,9 @@ func TestFutureStoredClockKeepsServerUnready(t *testing.T) {
 	itest.WaitFor(t, 10*time.Second, "the server to be ready once its clock passed the bound", func() bool {
 		return readiness(t, p).Status == "ready"
 	})
+	if !c.exists(regPath) {
+		t.Fatalf("%s not registered although ready", regPath)
+	}
 	var one struct {
 		GUID    uint64 `json:"guid"`
 		GUIDStr string `json:"guid_str"`
