@@ -39,7 +39,7 @@ func TestCompareOtiai10(t *testing.T) {
 			t.Logf("%s: otiai10 %s", c.Name, shorten(d, 300))
 		}
 	}
-	t.Logf("otiai10 differs from expected on %d/%d fixtures (%s; %d fetches failed)",
+	t.Logf("otiai10 differs from expected on %d/%d fixtures (%s; %d failed outright: fetch or ToAbs error)",
 		differing, len(cases), fieldCounts(perField), failed)
 }
 
