@@ -69,8 +69,8 @@ func parseRobots(body []byte, agent string) *robotsRules {
 			}
 		case "allow", "disallow":
 			inAgents = false
-			if val == "" {
-				continue // an empty rule matches nothing
+			if val == "" || len(val) > MaxURLLength+1 {
+				continue // an empty rule matches nothing; a longer one than any URL we fetch neither
 			}
 			r := robotsRule{allow: key == "allow", pattern: val}
 			if groupOwn {
@@ -184,7 +184,9 @@ func (c *robotsChecker) Check(ctx context.Context, u *url.URL) error {
 			if r.err != nil || r.rules.disallowAll {
 				ttl = c.errTTL
 			}
-			c.cache.Put(origin, r, ttl)
+			if ctx.Err() == nil { // a fetch cut short by this caller's deadline says nothing of the origin
+				c.cache.Put(origin, r, ttl)
+			}
 			return r, nil
 		})
 		select {
