@@ -22,6 +22,7 @@ import (
 // it throughout, so a ring change mid-request can only make it stamp an outdated version.
 type Cache struct {
 	timeout time.Duration
+	now     func() time.Time
 	log     *slog.Logger
 	metrics *serviceMetrics
 
@@ -31,7 +32,8 @@ type Cache struct {
 
 // ringView is one immutable state of the ring.
 type ringView struct {
-	version int64 // zxid of the snapshot it was built from; identical in every postsvcd
+	version int64     // zxid of the snapshot it was built from; identical in every postsvcd
+	since   time.Time // when this process installed it
 	ring    *discovery.Ring
 	shards  map[string]*shard // by shard name
 }
@@ -43,9 +45,9 @@ type shard struct {
 }
 
 // NewCache returns a cache with no shards: every read goes to the database until Update.
-func NewCache(timeout time.Duration, log *slog.Logger, m *serviceMetrics) *Cache {
-	c := &Cache{timeout: timeout, log: log, metrics: m}
-	c.cur.Store(&ringView{shards: map[string]*shard{}})
+func NewCache(timeout time.Duration, now func() time.Time, log *slog.Logger, m *serviceMetrics) *Cache {
+	c := &Cache{timeout: timeout, now: now, log: log, metrics: m}
+	c.cur.Store(&ringView{shards: map[string]*shard{}, since: now()})
 	return c
 }
 
@@ -71,7 +73,7 @@ func (c *Cache) Update(version int64, nodes []discovery.CacheNode) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := c.cur.Load()
-	next := &ringView{version: version, shards: map[string]*shard{}}
+	next := &ringView{version: version, since: c.now(), shards: map[string]*shard{}}
 	var names []string
 	for _, n := range nodes {
 		if n.Status != discovery.StatusAlive {

@@ -19,6 +19,7 @@ type Config struct {
 	PostTTL      time.Duration // TTL of post:<id> and pl:<uid>
 	URLTTL       time.Duration // TTL of url:<url> previews
 	CoverageTTL  time.Duration // how long a list's coverage marker is trusted (see timeline.go)
+	Settle       time.Duration // how long after a ring change merges claim no coverage (see timeline.go)
 	CacheTimeout time.Duration // per-call deadline on a cache shard
 	EnqueueWait  time.Duration // per-write deadline on the queue
 	StoreTimeout time.Duration // per-call deadline on the database
@@ -47,6 +48,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PostTTL, "post-ttl", 24*time.Hour, "TTL of cached posts and lists")
 	fs.DurationVar(&c.URLTTL, "url-ttl", urlPreviewTTL, "TTL of cached link previews")
 	fs.DurationVar(&c.CoverageTTL, "coverage-ttl", 30*time.Second, "how long a cached list is trusted as complete without asking the database")
+	fs.DurationVar(&c.Settle, "coverage-settle", 15*time.Second, "after a cache ring change, how long lists are not declared complete (bound on write-back lag)")
 	fs.DurationVar(&c.CacheTimeout, "cache-timeout", 250*time.Millisecond, "per-call deadline on a cache shard")
 	fs.DurationVar(&c.EnqueueWait, "enqueue-timeout", 2*time.Second, "per-write deadline on the queue")
 	fs.DurationVar(&c.StoreTimeout, "db-timeout", 3*time.Second, "per-call deadline on the database")
@@ -73,7 +75,7 @@ func (c Config) Validate() error {
 		name string
 		d    time.Duration
 	}{{"--scrap-timeout", c.ScrapTimeout}, {"--post-ttl", c.PostTTL}, {"--url-ttl", c.URLTTL},
-		{"--coverage-ttl", c.CoverageTTL}, {"--cache-timeout", c.CacheTimeout}, {"--enqueue-timeout", c.EnqueueWait},
+		{"--coverage-ttl", c.CoverageTTL}, {"--coverage-settle", c.Settle}, {"--cache-timeout", c.CacheTimeout}, {"--enqueue-timeout", c.EnqueueWait},
 		{"--db-timeout", c.StoreTimeout}, {"--drain-timeout", c.DrainTimeout}}
 	for _, d := range durations {
 		if d.d <= 0 {

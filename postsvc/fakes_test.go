@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -26,22 +27,47 @@ import (
 // bigIDBase is past 2^53, so every test id exercises the float64 trap.
 const bigIDBase = uint64(1)<<53 + 12345
 
+// fakeIDs hands out unique, mostly increasing ids past 2^53; with skewEvery > 0 every so often an
+// id slightly older than the newest (a guidd whose clock is a little behind).
 type fakeIDs struct {
-	next atomic.Uint64
-	err  atomic.Pointer[error]
+	mu        sync.Mutex
+	last      uint64
+	n         int
+	skewEvery int
+	used      map[uint64]bool
+	rnd       *rand.Rand
+	err       error
 }
 
 func newFakeIDs() *fakeIDs {
-	f := &fakeIDs{}
-	f.next.Store(bigIDBase)
-	return f
+	return &fakeIDs{last: bigIDBase, used: map[uint64]bool{}, rnd: rand.New(rand.NewPCG(1, 2))}
 }
 
 func (f *fakeIDs) Next(context.Context) (uint64, error) {
-	if e := f.err.Load(); e != nil {
-		return 0, *e
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return 0, f.err
 	}
-	return f.next.Add(1 + uint64(time.Now().UnixNano()%3)), nil
+	f.n++
+	if f.skewEvery > 0 && f.n%f.skewEvery == 0 {
+		for {
+			id := f.last - 1 - uint64(f.rnd.IntN(900))
+			if !f.used[id] {
+				f.used[id] = true
+				return id, nil
+			}
+		}
+	}
+	f.last += 1000 + uint64(f.rnd.IntN(3))
+	f.used[f.last] = true
+	return f.last, nil
+}
+
+func (f *fakeIDs) setLast(v uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.last = v
 }
 
 type fakePreviewer struct {
@@ -158,7 +184,13 @@ type harness struct {
 	shards  []*itest.Redis
 	version int64
 	hc      *http.Client
+	clock   atomic.Int64 // offset added to the real clock, in ns
 }
+
+func (h *harness) now() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) }
+
+// advance moves the service's clock forward.
+func (h *harness) advance(d time.Duration) { h.clock.Add(int64(d)) }
 
 func newHarness(t testing.TB, nShards int, mutate func(*Config)) *harness {
 	t.Helper()
@@ -173,7 +205,7 @@ func newHarness(t testing.TB, nShards int, mutate func(*Config)) *harness {
 		mutate(&cfg)
 	}
 	srv, err := New(cfg, Deps{IDs: h.ids, Previewer: h.scrap, Queue: h.db, Store: h.db,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: metrics.NewRegistry()})
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: metrics.NewRegistry(), Now: h.now})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -38,6 +39,8 @@ type Deps struct {
 	Store     Store
 	Log       *slog.Logger
 	Registry  *prometheus.Registry
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 	// Ready lists the conditions /readyz reports (ZooKeeper session, endpoints known, ...).
 	Ready []Check
 }
@@ -52,11 +55,16 @@ type Service struct {
 	cache   *Cache
 	log     *slog.Logger
 	metrics *serviceMetrics
+	now     func() time.Time
 }
 
 func newService(cfg Config, d Deps, m *serviceMetrics) *Service {
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
 	return &Service{cfg: cfg, ids: d.IDs, preview: d.Previewer, queue: d.Queue, store: d.Store,
-		cache: NewCache(cfg.CacheTimeout, d.Log, m), log: d.Log, metrics: m}
+		cache: NewCache(cfg.CacheTimeout, now, d.Log, m), log: d.Log, metrics: m, now: now}
 }
 
 // Write creates a post. It returns the post once its write-back job is durably enqueued.

@@ -145,7 +145,7 @@ func mustJSON(t testing.TB, v any) map[string]json.RawMessage {
 
 func TestBigIDsSurvive(t *testing.T) {
 	h := newHarness(t, 1, nil)
-	h.ids.next.Store(1<<63 + 999) // far past 2^53 and past int64
+	h.ids.setLast(1<<63 + 999) // far past 2^53 and past int64
 	p := h.write(1<<62, "big", "")
 	raw := h.do("GET", fmt.Sprintf("/api/v1/posts/%d/%d", uint64(1)<<62, p.ID), "")
 	if !strings.Contains(string(raw.body), `"post_id":`+strconv.FormatUint(p.ID, 10)+`,`) ||

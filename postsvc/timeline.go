@@ -19,11 +19,14 @@ package postsvc
 //     the oldest id kept, in the same Lua step. A marker whose list vanished (expired, evicted) is
 //     ignored, and a merge does not claim coverage when the list vanished under it.
 //
-// Residual window: a post whose job is in the queue but whose cache step never happened (the
-// request crashed between enqueue and cache write, or it was cached on another shard under an
-// older ring) can be missing from a list that a merge declared complete before the post was
-// persisted. The marker's TTL (--coverage-ttl) bounds how long: after it, the next read merges
-// with the database again.
+// Posts in flight: a post whose job is queued but not yet persisted is in the list only if its
+// write cached it there. Under the current ring that holds unless the cache step failed — then the
+// write deletes the marker. A post cached on another shard under an earlier ring does not; so for
+// --coverage-settle after this process installs a ring (a bound on the write-back lag), merges
+// claim no coverage and every page is merged with the database. What remains — a crash between
+// enqueue and cache write, a shard losing its data without redismon noticing, write-back lagging
+// past the settle time — can hide a post from cache-only pages until the marker's TTL
+// (--coverage-ttl) ends and the next read merges with the database again.
 
 import (
 	"context"
@@ -62,7 +65,7 @@ func (s *Service) Page(ctx context.Context, q listQuery) ([]post.Post, uint64, e
 			s.metrics.dbFallbacks.WithLabelValues("not_covered").Inc()
 		}
 	}
-	return s.mergedPage(ctx, q, sh, view.version, cached)
+	return s.mergedPage(ctx, q, sh, view, cached)
 }
 
 // servable tells whether the cached ids alone are the true page, and returns it.
@@ -80,7 +83,7 @@ func servable(c cachedPage, version int64, limit int) (ids []uint64, next uint64
 }
 
 // mergedPage builds the page from the database and what the cache had, and writes it back.
-func (s *Service) mergedPage(ctx context.Context, q listQuery, sh *shard, version int64, cached cachedPage) ([]post.Post, uint64, error) {
+func (s *Service) mergedPage(ctx context.Context, q listQuery, sh *shard, view *ringView, cached cachedPage) ([]post.Post, uint64, error) {
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
 	rows, err := s.store.List(dctx, q.UserID, q.MaxID, q.Limit+1)
 	cancel()
@@ -118,7 +121,8 @@ func (s *Service) mergedPage(ctx context.Context, q listQuery, sh *shard, versio
 	if len(rows) > q.Limit {
 		x = oldest
 	}
-	s.fill(ctx, sh, fillArgs{uid: q.UserID, version: version, from: q.MaxID, claim: true, newX: x,
+	settled := s.now().Sub(view.since) >= s.cfg.Settle
+	s.fill(ctx, sh, fillArgs{uid: q.UserID, version: view.version, from: q.MaxID, claim: settled, newX: x,
 		listExisted: cached.exists, ids: idsAtLeast(merged, x), bodies: missing(fromDB, cached.bodies)})
 	return posts, next, nil
 }
