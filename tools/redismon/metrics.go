@@ -14,6 +14,7 @@ type monitorMetrics struct {
 	promotions    prometheus.Counter
 	repoints      prometheus.Counter
 	zkWrites      prometheus.Counter
+	refused       prometheus.Counter
 }
 
 func newMonitorMetrics(reg prometheus.Registerer) *monitorMetrics {
@@ -42,7 +43,11 @@ func newMonitorMetrics(reg prometheus.Registerer) *monitorMetrics {
 		zkWrites: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "redismon_zk_writes_total", Help: "Successful writes to ZooKeeper node data (status marks, queue rewrites).",
 		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "redismon_refused_actions_total", Help: "Actions not taken on a server that is both a cache shard and a queue server.",
+		}),
 	}
-	reg.MustRegister(m.isLeader, m.shardUp, m.shardEpoch, m.probeFailures, m.transitions, m.promotions, m.repoints, m.zkWrites)
+	reg.MustRegister(m.isLeader, m.shardUp, m.shardEpoch, m.probeFailures, m.transitions, m.promotions, m.repoints,
+		m.zkWrites, m.refused)
 	return m
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -26,14 +27,24 @@ import (
 // died are lost when it rejoins as a replica. Enqueuers that need them kept wait for a replica's
 // acknowledgement (WAIT 1) before acknowledging a client.
 type queue struct {
-	cfg     Config
-	zk      *zk.Conn
-	path    string
-	redis   *clients
-	log     *slog.Logger
-	metrics *monitorMetrics
-	fails   int // consecutive failed probes of the current primary, in this leadership term
-	primary string
+	cfg      Config
+	zk       *zk.Conn
+	path     string
+	redis    *clients
+	log      *slog.Logger
+	metrics  *monitorMetrics
+	cacheDir string
+	fails    int // consecutive failed probes of the current primary, in this leadership term
+	primary  string
+	overlap  overlapLog
+}
+
+// sharedWithCache returns the (normalized) addresses of the registered cache shards. A server
+// that is both a cache shard and a queue server (the reference's own setup lists 16380 as both)
+// must never be repointed or promoted: REPLICAOF would wipe the cache shard, and the shard's
+// FLUSHALL would wipe the queue.
+func (q *queue) sharedWithCache() (map[string]bool, error) {
+	return addrsUnder(q.zk, q.cacheDir)
 }
 
 func (q *queue) tick(ctx context.Context) {
@@ -52,13 +63,32 @@ func (q *queue) tick(ctx context.Context) {
 	if eps.Primary != q.primary {
 		q.primary, q.fails = eps.Primary, 0 // changed by someone else: count afresh
 	}
+	shared, err := q.sharedWithCache()
+	if err != nil {
+		q.log.Warn("listing cache shards failed", "err", err)
+		return
+	}
+	if shared[normAddr(eps.Primary)] {
+		q.overlap.report(q.log, q.metrics, eps.Primary)
+		return
+	}
+	candidates := slices.DeleteFunc(slices.Clone(eps.Secondary), func(s string) bool {
+		if shared[normAddr(s)] {
+			q.overlap.report(q.log, q.metrics, s)
+			return true
+		}
+		return false
+	})
 	rep, err := q.redis.probeReplication(ctx, eps.Primary, q.cfg.ProbeTimeout)
+	if ctx.Err() != nil {
+		return // leadership ended mid-probe: not the primary's failure
+	}
 	if err != nil {
 		q.fails++
 		q.metrics.probeFailures.WithLabelValues("queue").Inc()
 		if q.fails >= q.cfg.FailThreshold {
 			q.log.Warn("queue primary unreachable", "primary", eps.Primary, "failures", q.fails, "err", err)
-			q.promote(ctx, eps, stat.Version)
+			q.promote(ctx, eps, candidates, stat.Version)
 		}
 		return
 	}
@@ -69,18 +99,18 @@ func (q *queue) tick(ctx context.Context) {
 			q.log.Warn("queue primary promotion failed", "primary", eps.Primary, "err", err)
 		}
 	}
-	q.reconcile(ctx, eps)
+	q.reconcile(ctx, eps.Primary, candidates)
 }
 
 // promote makes the best reachable secondary the primary and records it in ZooKeeper.
-func (q *queue) promote(ctx context.Context, eps discovery.QueueEndpoints, version int32) {
+func (q *queue) promote(ctx context.Context, eps discovery.QueueEndpoints, candidates []string, version int32) {
 	reachable := map[string]replication{}
-	for _, s := range eps.Secondary {
+	for _, s := range candidates {
 		if rep, err := q.redis.probeReplication(ctx, s, q.cfg.ProbeTimeout); err == nil {
 			reachable[s] = rep
 		}
 	}
-	best := pickSecondary(eps.Secondary, reachable)
+	best := pickSecondary(candidates, reachable)
 	if best == "" {
 		q.log.Error("queue primary down and no secondary reachable", "primary", eps.Primary)
 		return
@@ -126,24 +156,24 @@ func pickSecondary(order []string, reachable map[string]replication) string {
 }
 
 // reconcile makes every reachable secondary a replica of the primary.
-func (q *queue) reconcile(ctx context.Context, eps discovery.QueueEndpoints) {
-	for _, s := range eps.Secondary {
-		if s == eps.Primary || ctx.Err() != nil {
+func (q *queue) reconcile(ctx context.Context, primary string, secondaries []string) {
+	for _, s := range secondaries {
+		if s == primary || ctx.Err() != nil {
 			continue
 		}
 		rep, err := q.redis.probeReplication(ctx, s, q.cfg.ProbeTimeout)
 		if err != nil {
 			continue // down: repointed once it answers
 		}
-		if rep.Role == "slave" && sameAddr(rep.MasterAddr, eps.Primary) {
+		if rep.Role == "slave" && sameAddr(rep.MasterAddr, primary) {
 			continue
 		}
-		if err := q.replicaOf(ctx, s, eps.Primary); err != nil {
+		if err := q.replicaOf(ctx, s, primary); err != nil {
 			q.log.Warn("queue repoint failed", "server", s, "err", err)
 			continue
 		}
 		q.metrics.repoints.Inc()
-		q.log.Info("queue server made a replica", "server", s, "primary", eps.Primary, "was_role", rep.Role, "was_following", rep.MasterAddr)
+		q.log.Info("queue server made a replica", "server", s, "primary", primary, "was_role", rep.Role, "was_following", rep.MasterAddr)
 	}
 }
 
@@ -164,16 +194,15 @@ func (q *queue) replicaOf(ctx context.Context, addr, primary string) error {
 
 // sameAddr compares host:port strings, treating "localhost" and 127.0.0.1 alike: Redis reports
 // master_host as it was given, ZooKeeper holds what zoo_setup was given.
-func sameAddr(a, b string) bool {
-	norm := func(s string) string {
-		h, p, err := net.SplitHostPort(s)
-		if err != nil {
-			return s
-		}
-		if h == "localhost" {
-			h = "127.0.0.1"
-		}
-		return net.JoinHostPort(h, p)
+func sameAddr(a, b string) bool { return normAddr(a) == normAddr(b) }
+
+func normAddr(s string) string {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return s
 	}
-	return norm(a) == norm(b)
+	if h == "localhost" {
+		h = "127.0.0.1"
+	}
+	return net.JoinHostPort(h, p)
 }

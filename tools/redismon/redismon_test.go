@@ -487,3 +487,44 @@ func TestQueuePromotesTheMostUpToDateSecondary(t *testing.T) {
 		return err == nil && v == 49 && role(t, bc) == "slave"
 	})
 }
+
+// The reference's own setup lists a cache shard (16380) as the queue's secondary. redismon must
+// neither make that shard a queue replica (wiping the cache) nor flush it (wiping the queue).
+func TestServerInBothRolesIsLeftAlone(t *testing.T) {
+	r := newRig(t)
+	primary := itest.StartRedis(t, itest.RedisOptions{})
+	both := itest.StartRedis(t, itest.RedisOptions{AOF: true})
+	node := r.addShard(t, "redis1", both.Addr())
+	ref := fmt.Sprintf(`{"primary": "%s", "secondary": ["%s"]}`, primary.Addr(), both.Addr())
+	if _, err := r.conn.Create(r.layout.Queue(), []byte(ref), 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	mon := r.start(t, "solo", testCfg)
+	bc := both.Client(t)
+	fill(t, bc, "kept", 10)
+
+	primary.Kill()
+	itest.WaitFor(t, 10*time.Second, "several failed queue probes", func() bool {
+		return mon.metric(t, "redismon_probe_failures_total") >= float64(testCfg.FailThreshold+3)
+	})
+	if got := r.queue(t).Primary; got != primary.Addr() {
+		t.Fatalf("got queue primary %s, want no promotion of the cache shard", got)
+	}
+	if got := role(t, bc); got != "master" {
+		t.Fatalf("got ROLE %s on the shared server, want master (untouched)", got)
+	}
+
+	both.Kill()
+	itest.WaitFor(t, 10*time.Second, "redis1 DOWN", func() bool { return r.shard(t, node).Status == discovery.StatusDown })
+	both.Start(t)
+	refused := mon.metric(t, "redismon_refused_actions_total")
+	itest.WaitFor(t, 10*time.Second, "revival refused a few times", func() bool {
+		return mon.metric(t, "redismon_refused_actions_total") >= refused+5
+	})
+	if got := r.shard(t, node).Status; got != discovery.StatusDown {
+		t.Errorf("got redis1 %s, want DOWN: it cannot be flushed safely", got)
+	}
+	if n := dbsize(t, bc); n != 10 {
+		t.Errorf("got DBSIZE %d on the shared server, want its 10 keys (not flushed)", n)
+	}
+}

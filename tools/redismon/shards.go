@@ -78,6 +78,9 @@ type shards struct {
 	metrics *monitorMetrics
 	now     func() time.Time
 	counts  map[string]*shardCounts // by node name
+
+	queuePath string
+	overlap   overlapLog
 }
 
 // tick probes every shard at once and acts on the outcomes one by one.
@@ -180,6 +183,15 @@ func (s *shards) markDown(node string, doc shardDoc, version int32, reason strin
 // revive empties the shard and marks it ALIVE with the next epoch. It reports whether it did.
 func (s *shards) revive(ctx context.Context, n discovery.CacheNode, doc shardDoc, version int32, runID string) bool {
 	node := discovery.CacheNodeName(n.Name, n.Addr)
+	queue, err := queueAddrs(s.zk, s.queuePath)
+	if err != nil {
+		s.log.Warn("reading queue node failed", "err", err)
+		return false
+	}
+	if queue[normAddr(n.Addr)] {
+		s.overlap.report(s.log, s.metrics, n.Addr) // flushing it would wipe the queue: stays DOWN
+		return false
+	}
 	if err := s.flush(ctx, n.Addr, runID); err != nil {
 		s.log.Warn("shard flush failed", "shard", node, "err", err)
 		return false

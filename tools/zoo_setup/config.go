@@ -102,6 +102,15 @@ func (s Setup) Validate() error {
 			return err
 		}
 	}
+	if s.Queue != nil {
+		// redismon flushes a returning cache shard and repoints queue secondaries: one server in
+		// both roles would lose its queue or its cache.
+		for _, ep := range append([]string{s.Queue.Primary}, s.Queue.Secondary...) {
+			if addrs[ep] {
+				return fmt.Errorf("queue server %s is also a cache shard: give the queue its own Redis", ep)
+			}
+		}
+	}
 	return nil
 }
 

@@ -26,6 +26,7 @@ func TestParseSetup(t *testing.T) {
 		{"queue primary also secondary", `{"queue":{"primary":"127.0.0.1:1","secondary":["127.0.0.1:1"]}}`, "listed twice"},
 		{"db bad replica", `{"db":{"primary":"127.0.0.1:1","replicas":["nope"]}}`, "db:"},
 		{"trailing data", `{} {}`, "trailing"},
+		{"queue on a cache shard", `{"cache":["redis1:127.0.0.1:16380"],"queue":{"primary":"127.0.0.1:16379","secondary":["127.0.0.1:16380"]}}`, "also a cache shard"},
 		{"not JSON", `cache=redis1`, "parsing"},
 	}
 	for _, tc := range tests {

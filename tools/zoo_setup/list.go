@@ -192,6 +192,13 @@ func (r reader) queue() error {
 	}
 	q.Secondary = nonNil(q.Secondary)
 	r.tree.Queue = &q
+	for _, ep := range append([]string{q.Primary}, q.Secondary...) {
+		for _, c := range r.tree.Cache {
+			if c.Addr == ep {
+				r.problem("queue server %s is also cache shard %s: redismon leaves it alone (no failover to it, no flush)", ep, c.Name)
+			}
+		}
+	}
 	return nil
 }
 
