@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/httpapi"
 )
 
@@ -18,6 +19,8 @@ import (
 type Candidates interface {
 	Candidates() []string
 }
+
+var _ Candidates = (*discovery.Balancer)(nil)
 
 // Client calls scrapd instances for postsvc. It percent-encodes the target URL (the reference
 // pasted it raw, so "?a=1&b=2" lost "&b=2"), tries the instances round robin, and moves to the next

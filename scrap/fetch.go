@@ -28,6 +28,8 @@ type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
+var _ Resolver = (*net.Resolver)(nil)
+
 // Fetcher makes the outbound HTTP requests of scrapd: pages and robots.txt, through one guarded
 // client. Its transport ignores environment proxies (Proxy: nil): a proxy would connect on our
 // behalf and the dial-time check would only ever see the proxy's address.
