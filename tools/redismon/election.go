@@ -76,8 +76,13 @@ func (e *election) run(ctx context.Context, lead func(context.Context)) {
 			continue
 		}
 		exists, _, gone, err := e.conn.ZK().ExistsW(pred)
-		if err != nil || !exists {
+		if err != nil {
+			e.log.Warn("election watch failed", "err", err)
+			pause(ctx, changed, time.Second)
 			continue
+		}
+		if !exists {
+			continue // the predecessor left meanwhile: look again
 		}
 		select {
 		case <-ctx.Done():

@@ -7,15 +7,28 @@
 // queue Redis over to the most up-to-date secondary when the primary stops answering, and makes
 // the old primary a replica of the new one when it returns.
 //
-// How long a reader can still use a shard it should not: readers learn of DOWN through a
-// ZooKeeper watch, so a postsvcd routes to a dead shard for at most FailThreshold × ProbeInterval
-// plus the watch's delivery (a few ms), and its writes there fail (semantic 5 covers that). A shard
-// that restarts with old data is noticed by its new run_id at the next probe (≤ ProbeInterval) and
-// marked DOWN; a postsvcd may read it in that window only, which is why cache shards should run
-// without persistence: redismon's flush is the guard when they do not. A postsvcd cut off from
-// ZooKeeper cannot learn anything; it keeps its last snapshot (DESIGN §3). Writes that a postsvcd
-// that has not yet seen DOWN makes to a flushed shard are post-outage data; the flush is checked
-// (DBSIZE 0) immediately before ALIVE is written, and a non-empty shard is flushed again later.
+// How far a reader can be behind (the questions of a flapping shard and of a postsvcd that has not
+// yet seen DOWN):
+//   - A dead shard is marked DOWN within FailThreshold × ProbeInterval + ProbeTimeout (1.75 s with
+//     the defaults), and readers learn it through their ZooKeeper watch a few ms later. Until then
+//     their reads and writes to it fail, and semantic 5 (fall back to the database) covers that.
+//   - A shard that restarts with old data (AOF/RDB) is caught by its new run_id at the next probe,
+//     however quickly it restarted, and marked DOWN; it is flushed before it is ALIVE again. A
+//     reader that reconnects to it before its watch delivers DOWN could read old data for up to
+//     ProbeInterval + ProbeTimeout + the watch delivery. Two things close that window: run cache
+//     shards without persistence (a restart then comes back empty), and/or have readers compare,
+//     on every new connection (go-redis Options.OnConnect), INFO server's run_id with the run_id
+//     redismon records in the shard's node: a connection to any other process is refused and the
+//     request falls back to the database.
+//   - A postsvcd that has not yet seen DOWN and writes to a returning shard: writes before the
+//     flush are erased by it (the post is in the queue and reaches the database, semantic 3's
+//     "unless that cache shard is down"); writes after the flush are post-outage data. DBSIZE 0 is
+//     checked immediately before ALIVE is written; a shard found non-empty is flushed again on a
+//     later probe. Such a write may create a partial list on the fresh shard, which readers
+//     already merge with the database (semantic 4).
+//   - A flapping shard costs one flush per comeback and a new epoch each time; it re-enters the
+//     ring only after RiseThreshold consecutive good probes, which damps the churn.
+//   - A postsvcd cut off from ZooKeeper learns nothing and keeps its last snapshot (DESIGN §3).
 package main
 
 import (
