@@ -1,0 +1,159 @@
+package writeback_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/the-red/zkpost/discovery"
+	"github.com/the-red/zkpost/internal/itest"
+)
+
+// setNode writes a persistent ZooKeeper node, creating it and its parents when missing.
+func setNode(t *testing.T, conn *discovery.Conn, p string, v any) {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.EnsurePath(p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ZK().Set(p, data, -1); err != nil {
+		t.Fatalf("setting %s: %v", p, err)
+	}
+}
+
+func dialZK(t *testing.T, z *itest.ZooKeeper) *discovery.Conn {
+	t.Helper()
+	conn, err := discovery.Dial(discovery.Config{Servers: z.Addr(), SessionTimeout: 2 * time.Second}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := conn.WaitSession(ctx); err != nil {
+		t.Fatalf("ZooKeeper session: %v", err)
+	}
+	return conn
+}
+
+// TestKillNineExactlyOnce kills writebackd with SIGKILL twice while posts are being enqueued and
+// committed, restarting it each time (as devcluster or systemd would), and checks that every
+// acknowledged post ends up in MySQL exactly once. The killed process's in-flight jobs come back
+// only through the restarted pool's dead-pool reaper, which runs 10 s after the pool starts.
+func TestKillNineExactlyOnce(t *testing.T) {
+	e := newEnv(t)
+	z := itest.StartZooKeeper(t)
+	conn := dialZK(t, z)
+	layout := discovery.Layout{Root: "/wbkill"}
+	setNode(t, conn, layout.DB(), discovery.DBEndpoints{Primary: e.db.Addr()})
+	setNode(t, conn, layout.Queue(), discovery.QueueEndpoints{Primary: e.redis.Addr()})
+
+	port := itest.FreePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	d := itest.StartDaemon(t, itest.DaemonSpec{
+		Name: "writebackd",
+		Bin:  itest.BuildBinary(t, "./writeback/cmd/writebackd"),
+		Args: []string{"--listen", addr, "--zk", z.Addr(), "--zk-root", layout.Root, "--zk-session-timeout", "2s",
+			"--db-user", "root", "--db-name", "zkpost", "--queue-namespace", namespace,
+			"--concurrency", "64", "--batch-max", "64", "--log-format", "text"},
+		Port:         port,
+		ReadyURL:     "http://" + addr + "/readyz",
+		ReadyTimeout: 30 * time.Second,
+	})
+	itest.WaitFor(t, 10*time.Second, "writebackd registered in ZooKeeper", func() bool {
+		kids, _, err := conn.ZK().Children(layout.Nodes("writeback"))
+		return err == nil && len(kids) == 1 && kids[0] == addr
+	})
+
+	const total = 3000
+	var mu sync.Mutex
+	acked := map[uint64]bool{}
+	produced := make(chan struct{})
+	go func() { // about 300 posts a second from 4 producers
+		defer close(produced)
+		pace := time.NewTicker(10 * time.Millisecond)
+		defer pace.Stop()
+		for next := uint64(1); next <= total; next += 3 {
+			for id, ok := range enqueueAll(t, e.enq, next, 3, 3) {
+				mu.Lock()
+				acked[id] = ok
+				mu.Unlock()
+			}
+			<-pace.C
+		}
+	}()
+
+	for _, at := range []int{400, 1500} {
+		itest.WaitFor(t, 60*time.Second, fmt.Sprintf("%d rows before the kill", at), func() bool {
+			rows, _ := countRows(t, e.sql)
+			return rows >= at
+		})
+		d.Kill()
+		rows, _ := countRows(t, e.sql)
+		t.Logf("killed writebackd with %d rows committed, %d jobs left in progress", rows, inProgress(t, e))
+		d.Start(t)
+	}
+	restarted := time.Now()
+	<-produced
+	mu.Lock()
+	n := len(acked)
+	mu.Unlock()
+	if n != total {
+		t.Fatalf("acked %d of %d posts (the queue stayed up)", n, total)
+	}
+	itest.WaitFor(t, 90*time.Second, "every acked post in MySQL", func() bool {
+		rows, _ := countRows(t, e.sql)
+		return rows == total
+	})
+	t.Logf("all %d posts committed %s after the last restart", total, time.Since(restarted).Round(100*time.Millisecond))
+	assertExactlyOnce(t, e.sql, acked)
+	assertQueueDrained(t, e)
+
+	// SIGTERM: the node goes at once (not after the session timeout) and the exit is clean.
+	d.Stop()
+	if exited, err := d.Wait(0); !exited || err != nil {
+		t.Errorf("after SIGTERM: exited %v, err %v; want a clean exit", exited, err)
+	}
+	kids, _, err := conn.ZK().Children(layout.Nodes("writeback"))
+	if err != nil && err != zk.ErrNoNode || len(kids) != 0 {
+		t.Errorf("registrations after SIGTERM = %v (%v); want none", kids, err)
+	}
+}
+
+// inProgress counts the jobs in every pool's in-progress list.
+func inProgress(t *testing.T, e *env) int64 {
+	t.Helper()
+	ctx := context.Background()
+	rc := e.redis.Client(t)
+	keys, err := rc.Keys(ctx, namespace+":jobs:persist_post:*:inprogress").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, k := range keys {
+		n += rc.LLen(ctx, k).Val()
+	}
+	return n
+}
+
+// assertQueueDrained checks nothing is left queued, retrying, dead or in progress.
+func assertQueueDrained(t *testing.T, e *env) {
+	t.Helper()
+	ctx := context.Background()
+	itest.WaitFor(t, 10*time.Second, "queue drained", func() bool {
+		st, err := e.enq.Stats(ctx)
+		if err != nil || st.Queued != 0 || st.Retry != 0 || st.Dead != 0 {
+			return false
+		}
+		return inProgress(t, e) == 0
+	})
+}
