@@ -120,13 +120,16 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 			return list(conn.ZK(), layout, opts.json, stdout)
 		}
 		a := applier{zk: conn.ZK(), ensure: conn.EnsurePath, layout: layout, out: stdout}
-		if err := a.apply(setup); err != nil {
-			return err
-		}
+		// Removal first, so one run can move a shard: --remove-cache redis1 --cache redis1:new:6379.
 		if opts.remove != "" {
-			return a.removeCache(splitList(opts.remove))
+			if err := a.ensure(layout.CacheNodes()); err != nil {
+				return err
+			}
+			if err := a.removeCache(splitList(opts.remove)); err != nil {
+				return err
+			}
 		}
-		return nil
+		return a.apply(setup)
 	})
 }
 

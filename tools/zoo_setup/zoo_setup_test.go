@@ -209,6 +209,12 @@ func TestRemoveAndConflictingShards(t *testing.T) {
 		t.Fatalf("got shards %v (%v), want none", kids, err)
 	}
 	c.mustSetup(t, "--cache", "redis1:10.0.0.9:6379") // now free
+
+	// Moving a shard in one run: the removal happens first.
+	c.mustSetup(t, "--remove-cache", "redis1", "--cache", "redis1:10.0.0.10:6379")
+	if kids, _, err := c.conn.Children(c.layout.CacheNodes()); err != nil || !slices.Equal(kids, []string{"redis1:10.0.0.10:6379"}) {
+		t.Fatalf("got shards %v (%v), want only redis1:10.0.0.10:6379", kids, err)
+	}
 }
 
 func TestListShowsLiveMembersAndReferenceData(t *testing.T) {
