@@ -1,0 +1,40 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/the-red/zkpost/internal/httpapi"
+)
+
+func serve(h fasthttp.RequestHandler, uri string) *fasthttp.RequestCtx {
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI(uri)
+	h(&ctx)
+	return &ctx
+}
+
+func TestRouteCountsByStatusAndError(t *testing.T) {
+	reg := NewRegistry()
+	m := NewHTTP(reg)
+	ok := m.Route("guid", func(ctx *fasthttp.RequestCtx) { httpapi.WriteJSON(ctx, 200, map[string]int{"guid": 1}) })
+	bad := m.Route("guid", func(ctx *fasthttp.RequestCtx) { httpapi.WriteError(ctx, httpapi.InvalidArgument("count")) })
+	serve(ok, "/api/v1/guid")
+	serve(ok, "/api/v1/guid")
+	serve(bad, "/api/v1/guid?count=0")
+
+	body := string(serve(Handler(reg), "/metrics").Response.Body())
+	for _, want := range []string{
+		`http_requests_total{route="guid",status="200"} 2`,
+		`http_requests_total{route="guid",status="400"} 1`,
+		`http_errors_total{error="invalid_argument",route="guid"} 1`,
+		`http_request_duration_seconds_count{route="guid"} 3`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
