@@ -228,9 +228,11 @@ func TestShardDownThenFlushedBeforeAlive(t *testing.T) {
 	fill(t, clientA, "stale", 50)
 
 	a.Kill()
+	killed := time.Now()
 	itest.WaitFor(t, 10*time.Second, "redis1 DOWN in ZooKeeper", func() bool {
 		return r.shard(t, nodeA).Status == discovery.StatusDown
 	})
+	t.Logf("DOWN %s after the kill (probe every %s, %d failures)", time.Since(killed).Round(time.Millisecond), cfg.ProbeInterval, cfg.FailThreshold)
 	if d := r.shard(t, nodeA); d.Epoch != 0 || d.Reason != "unreachable" || d.Since == "" {
 		t.Errorf("got DOWN doc %+v, want epoch 0, reason unreachable, a since", d)
 	}
@@ -240,12 +242,14 @@ func TestShardDownThenFlushedBeforeAlive(t *testing.T) {
 
 	obs := observeAlive(t, r, nodeA, clientA, 1)
 	a.Start(t)
+	restarted := time.Now()
 	if n := dbsize(t, clientA); n != 50 {
 		t.Fatalf("got DBSIZE %d right after restart, want the 50 stale keys back from the AOF (else the test proves nothing)", n)
 	}
 	if n := obs.wait(t); n != 0 {
 		t.Fatalf("got DBSIZE %d when redis1 turned ALIVE, want 0: it served data from before its outage", n)
 	}
+	t.Logf("flushed and ALIVE %s after the restart (%d good probes needed)", time.Since(restarted).Round(time.Millisecond), cfg.RiseThreshold)
 	if d := r.shard(t, nodeA); d.Status != discovery.StatusAlive || d.Epoch != 1 || d.Reason != "flushed" {
 		t.Errorf("got %+v, want ALIVE, epoch 1, reason flushed", d)
 	}
@@ -307,10 +311,11 @@ func TestQueueFailover(t *testing.T) {
 		t.Fatalf("WAIT 1: got %d, %v; want the replica to acknowledge", n, err)
 	}
 	primary.Kill()
-
+	killed := time.Now()
 	itest.WaitFor(t, 15*time.Second, "queue node naming the replica as primary", func() bool {
 		return r.queue(t).Primary == replica.Addr()
 	})
+	t.Logf("replica promoted %s after the primary was killed", time.Since(killed).Round(time.Millisecond))
 	if got, want := r.queue(t).Secondary, []string{other.Addr(), primary.Addr()}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("got secondaries %v, want %v", got, want)
 	}
