@@ -180,6 +180,15 @@ func TestSetupFromFileAndEnv(t *testing.T) {
 		t.Errorf("got db %s (the flag replaces the file's db), want %s", got, want)
 	}
 
+	// Listing a tree nobody set up is no error: every section is empty.
+	var empty Tree
+	if err := json.Unmarshal([]byte(c.mustSetup(t, "--zk-root", "/nothing/here", "--list", "--json")), &empty); err != nil {
+		t.Fatal(err)
+	}
+	if len(empty.Cache) != 0 || empty.Queue != nil || empty.DB != nil || empty.Redismon.Leader != "" {
+		t.Errorf("got %+v for an empty root, want nothing", empty)
+	}
+
 	env := map[string]string{"ZOO_SETUP_ZK": c.zk.Addr(), "ZOO_SETUP_ZK_ROOT": c.root + "/env", "ZOO_SETUP_CACHE": "envshard:127.0.0.1:1"}
 	if _, err := runSetup(t, env); err != nil {
 		t.Fatal(err)
