@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -75,7 +76,8 @@ func (s *stack) startPostsvcd(t *testing.T, wait bool) *itest.Process {
 		Bin:  itest.BuildBinary(t, "./postsvc/cmd/postsvcd"),
 		Args: []string{"--listen", addr, "--zk", s.zk.Addr(), "--zk-root", stackRoot, "--zk-session-timeout", "2s",
 			"--db-user", "root", "--db-name", "zkpost", "--queue-namespace", stackNamespace,
-			"--coverage-settle", "1s", "--cache-timeout", "300ms", "--log-format", "text", "--log-level", "debug"},
+			// Settle past gocraft/work's 5 s idle polling backoff, the write-back lag bound.
+			"--coverage-settle", "6s", "--list-max", "101", "--cache-timeout", "300ms", "--log-format", "text", "--log-level", "debug"},
 		Port:         port,
 		ReadyURL:     "http://" + addr + "/readyz",
 		ReadyTimeout: 40 * time.Second,
@@ -291,7 +293,7 @@ func (s *stack) checkAllWalks(label string) {
 		for i := range s.addrs {
 			for _, limit := range []int{1, 4, 10} {
 				var got []uint64
-				if !itest.Eventually(10*time.Second, func() bool { got = s.walk(i, uid, limit); return slices.Equal(got, want) }) {
+				if !itest.Eventually(3*time.Second, func() bool { got = s.walk(i, uid, limit); return slices.Equal(got, want) }) {
 					s.t.Fatalf("%s: user %d via postsvcd %d limit %d:\n got %v\nwant %v", label, uid, i, limit, got, want)
 				}
 			}
@@ -496,6 +498,70 @@ func TestStack(t *testing.T) {
 			t.Fatalf("writes failed other than with 503: %v", failures[:min(5, len(failures))])
 		}
 		s.checkAllWalks("after ZooKeeper restart")
+	})
+
+	t.Run("ModelAgainstDatabase", func(t *testing.T) {
+		s.t = t
+		rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+		users := []uint64{300, 300, 300, 301, 302, 1<<63 + 303} // 300 gets half: its list is trimmed
+		inRing := []bool{true, true, true}
+		down := []bool{false, false, false}
+		ctx := context.Background()
+		for op := range 500 {
+			uid := users[rnd.IntN(len(users))]
+			switch r := rnd.IntN(100); {
+			case r < 75:
+				s.mustWrite(op, uid, fmt.Sprintf("model %d", op))
+			case r < 80: // a shard leaves R/cache/nodes (deleted, or marked DOWN) or comes back
+				i := rnd.IntN(len(s.shards))
+				if inRing[i] {
+					if rnd.IntN(2) == 0 {
+						s.conn.ZK().Delete(s.cacheNode(i), -1)
+					} else {
+						setNode(t, s.conn, s.cacheNode(i), []byte(`{"status":"DOWN"}`))
+						down[i] = true
+					}
+				} else {
+					if down[i] {
+						s.shards[i].Client(t).FlushAll(ctx) // redismon flushes before ALIVE
+						down[i] = false
+					}
+					setNode(t, s.conn, s.cacheNode(i), nil)
+				}
+				inRing[i] = !inRing[i]
+				n := 0
+				for _, in := range inRing {
+					if in {
+						n++
+					}
+				}
+				for via := range s.addrs {
+					itest.WaitFor(t, 20*time.Second, "ring change in every postsvcd", func() bool { return s.ringMembers(via) == strconv.Itoa(n) })
+				}
+			case r < 84: // TTL expiry of a user's keys
+				for _, sh := range s.shards {
+					c := sh.Client(t)
+					switch rnd.IntN(3) {
+					case 0:
+						c.Del(ctx, fmt.Sprintf("pl:%d", uid))
+					case 1:
+						c.Del(ctx, fmt.Sprintf("plc:%d", uid))
+					default:
+						s.waitPersisted() // a body expires long after its post is persisted
+						if keys, err := c.Keys(ctx, "post:*").Result(); err == nil && len(keys) > 0 {
+							c.Del(ctx, keys[rnd.IntN(len(keys))])
+						}
+					}
+				}
+			default:
+				if _, err := s.page(op, uid, 0, 1+rnd.IntN(12)); err != nil {
+					t.Fatalf("op %d: read failed: %v", op, err)
+				}
+			}
+			if op%125 == 124 {
+				s.checkAllWalks(fmt.Sprintf("model op %d", op))
+			}
+		}
 	})
 
 	t.Run("GracefulShutdownDeregisters", func(t *testing.T) {
