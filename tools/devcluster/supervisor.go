@@ -75,7 +75,12 @@ func supervise(cfg cluster.Config, log *slog.Logger) error {
 	c.SetSocket(sock)
 	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(l)
-	defer srv.Close()
+	defer func() {
+		// Lets the answer to `down` reach the CLI before the process exits.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)

@@ -81,6 +81,14 @@ func (p *proc) launch(ctx context.Context) error {
 			return fmt.Errorf("preparing %s: %w", p.node.Name, err)
 		}
 	}
+	if err := p.start(); err != nil {
+		return err
+	}
+	p.c.saveState() // not under p.mu: saveState takes every node's lock
+	return nil
+}
+
+func (p *proc) start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.runningLocked() {
@@ -106,7 +114,6 @@ func (p *proc) launch(ctx context.Context) error {
 	done := make(chan struct{})
 	p.cmd, p.done, p.wanted, p.startedAt = cmd, done, true, time.Now()
 	go p.reap(cmd, logf, done)
-	p.c.saveState()
 	return nil
 }
 

@@ -115,12 +115,23 @@ func Alive(pid int, bin string) bool {
 
 // KillLeftovers stops every process state.json lists as running (SIGTERM to its process group,
 // SIGKILL after grace), for when the supervisor is gone. It returns the nodes still alive.
+//
+// The supervisor runs in a session of its own, which every node inherits, so any other member
+// of that session (a process started after state.json was last written) is stopped as well.
 func KillLeftovers(st State, grace time.Duration) []string {
 	var live []NodeState
+	seen := map[int]bool{}
 	for _, n := range st.Nodes {
 		if Alive(n.Pid, n.Bin) {
 			_ = syscall.Kill(-n.Pid, syscall.SIGTERM)
 			live = append(live, n)
+			seen[n.Pid] = true
+		}
+	}
+	for _, pid := range SessionMembers(st.SupervisorPid) {
+		if !seen[pid] && pid != os.Getpid() {
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+			live = append(live, NodeState{Name: "session member", Pid: pid})
 		}
 	}
 	deadline := time.Now().Add(grace)
@@ -153,4 +164,33 @@ func anyAlive(nodes []NodeState) bool {
 		}
 	}
 	return false
+}
+
+// SessionMembers lists the live processes of session sid (0: none), from /proc.
+func SessionMembers(sid int) []int {
+	if sid <= 0 {
+		return nil
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command name (which may hold spaces): state ppid pgrp session ...
+		i := strings.LastIndexByte(string(b), ')')
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 3 && f[0] != "Z" && f[3] == strconv.Itoa(sid) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }

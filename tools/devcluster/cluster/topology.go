@@ -91,8 +91,10 @@ var Topology = []Node{
 	{Name: "postsvc-2", Program: ProgPostsvcd, Kind: Daemon, Port: 8001, Service: "postsvc",
 		Deps: []string{"guid-1", "guid-2", "guid-3", "scrap-1", "scrap-2", "writeback-1", "writeback-2"}},
 	{Name: "workwebui", Program: ProgWorkWebUI, Kind: Daemon, Port: 5040, Deps: []string{"zoo_setup"}},
+	// After zoo_setup, which creates the service directories: Prometheus' discovery retries a
+	// missing path only every 10s.
 	{Name: "prometheus", Program: ProgPrometheus, Kind: Infra, Port: 9090, Optional: true,
-		Deps: []string{"zookeeper"}},
+		Deps: []string{"zoo_setup"}},
 }
 
 // ServiceDirs are the ZooKeeper service directories Prometheus discovers targets from.
