@@ -105,8 +105,8 @@ func readiness(tb testing.TB, p *itest.Process) guid.Readiness {
 }
 
 // batch fetches count IDs from p; it returns nil and the status on a non-200 answer.
-func batch(p *itest.Process, count int) ([]uint64, int, string, error) {
-	resp, err := httpc.Get(fmt.Sprintf("http://%s/api/v1/guid?count=%d", p.Addr(), count))
+func batch(hc *http.Client, p *itest.Process, count int) ([]uint64, int, string, error) {
+	resp, err := hc.Get(fmt.Sprintf("http://%s/api/v1/guid?count=%d", p.Addr(), count))
 	if err != nil {
 		return nil, 0, "", err
 	}
@@ -176,7 +176,7 @@ func TestClusterOfThree(t *testing.T) {
 		for i, p := range nodes {
 			wg.Go(func() {
 				for r := i; r < reqs; r += len(nodes) {
-					ids, status, name, err := batch(p, per)
+					ids, status, name, err := batch(httpc, p, per)
 					if err != nil || status != 200 {
 						errs[i] = fmt.Errorf("%s: status %d %s: %v", p.Name, status, name, err)
 						return

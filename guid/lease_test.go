@@ -2,6 +2,7 @@ package guid_test
 
 import (
 	"fmt"
+	"net/http"
 	"path"
 	"slices"
 	"strconv"
@@ -24,6 +25,10 @@ type answer struct {
 	ids    []uint64
 }
 
+// hammerClient waits out any pause of the server: a request sent while it is stopped must be
+// answered after it resumes, which is the case under test.
+var hammerClient = &http.Client{Timeout: time.Minute}
+
 // hammer fetches batches from p until stop closes, recording every answer.
 type hammer struct {
 	mu      sync.Mutex
@@ -42,7 +47,7 @@ func (h *hammer) run(p *itest.Process) {
 				return
 			default:
 			}
-			ids, status, name, err := batch(p, 16)
+			ids, status, name, err := batch(hammerClient, p, 16)
 			if err != nil {
 				status, name = 0, err.Error()
 			}
