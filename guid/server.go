@@ -83,6 +83,7 @@ type Server struct {
 	regMu     sync.Mutex
 	reg       *discovery.Registration
 	regWorker int
+	closing   bool // set by deregister: no registering any more
 }
 
 // New checks cfg and opens the listener; Run serves.
@@ -189,7 +190,7 @@ func (s *Server) mono() int64 { return int64(time.Since(s.mono0)) }
 func (s *Server) register(worker int) {
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
-	if s.reg != nil && s.regWorker == worker {
+	if s.closing || (s.reg != nil && s.regWorker == worker) {
 		return
 	}
 	if s.reg != nil {
@@ -209,6 +210,7 @@ func (s *Server) register(worker int) {
 func (s *Server) deregister() {
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
+	s.closing = true
 	if s.reg == nil {
 		return
 	}
