@@ -62,6 +62,13 @@ func (b *batcher) write(ctx context.Context, p post.Post) error {
 		return err
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for the commit of post %d: %w", p.ID, ctx.Err())
+	case <-b.done: // stopped with r still in the channel: no batch will carry it
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return errStopped
+		}
 	}
 }
 

@@ -148,6 +148,7 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*Service, erro
 	s.m = newMetrics(reg)
 	s.router = postdb.NewRouter(cfg.DB, log, reg)
 	s.batch = newBatcher(s.commit, cfg.BatchMax, cfg.BatchWait, cfg.CommitTimeout, s.now, s.m)
+	go s.batch.run() // idle until the worker hands it posts; Close stops it
 	s.worker = postqueue.NewWorker(postqueue.WorkerConfig{
 		Queue:       cfg.Queue,
 		Concurrency: cfg.Concurrency,
@@ -192,7 +193,6 @@ func (s *Service) Run(ctx context.Context) error {
 	if !started {
 		return errors.New("writeback: Run called twice")
 	}
-	go s.batch.run()
 	s.bg.Add(2)
 	go func() { defer s.bg.Done(); s.migrateLoop() }()
 	go func() { defer s.bg.Done(); s.statsLoop() }()

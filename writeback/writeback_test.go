@@ -34,7 +34,7 @@ type env struct {
 	enq   *postqueue.Enqueuer
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{redis: itest.StartRedis(t, itest.RedisOptions{AOF: true}), db: itest.StartMariaDB(t)}
 	e.sql = e.db.DB(t, "zkpost")
@@ -85,7 +85,7 @@ func newPost(id uint64) post.Post {
 }
 
 // enqueueAll enqueues posts first..first+n-1 from workers goroutines and returns the acked ids.
-func enqueueAll(t *testing.T, enq *postqueue.Enqueuer, first uint64, n, workers int) map[uint64]bool {
+func enqueueAll(t testing.TB, enq *postqueue.Enqueuer, first uint64, n, workers int) map[uint64]bool {
 	t.Helper()
 	var mu sync.Mutex
 	acked := map[uint64]bool{}
@@ -110,7 +110,7 @@ func enqueueAll(t *testing.T, enq *postqueue.Enqueuer, first uint64, n, workers 
 	return acked
 }
 
-func countRows(t *testing.T, db *sql.DB) (rows, distinct int) {
+func countRows(t testing.TB, db *sql.DB) (rows, distinct int) {
 	t.Helper()
 	err := db.QueryRow("SELECT COUNT(*), COUNT(DISTINCT post_id) FROM posts").Scan(&rows, &distinct)
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/flagenv"
 	"github.com/the-red/zkpost/internal/logging"
@@ -54,6 +56,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	log.Info("config", flagenv.Describe(fs, "db-password")...)
+	// The driver's logger is process-wide; main is the one place allowed to set it.
+	if err := mysql.SetLogger(driverLogger{log}); err != nil {
+		return err
+	}
 
 	conn, err := discovery.Dial(zkCfg, log)
 	if err != nil {
@@ -129,3 +135,9 @@ func applyQueue(log *slog.Logger, svc *writeback.Service, s discovery.Snapshot) 
 	}
 	svc.SetQueueEndpoints(q)
 }
+
+// driverLogger sends go-sql-driver/mysql's messages ("closing bad idle connection: EOF" after a
+// database restart, and the like) to slog instead of stderr.
+type driverLogger struct{ log *slog.Logger }
+
+func (l driverLogger) Print(v ...any) { l.log.Info("mysql driver", "msg", fmt.Sprint(v...)) }

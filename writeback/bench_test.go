@@ -1,0 +1,161 @@
+package writeback_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/the-red/zkpost/discovery"
+	"github.com/the-red/zkpost/internal/metrics"
+	"github.com/the-red/zkpost/internal/post"
+	"github.com/the-red/zkpost/internal/postdb"
+	"github.com/the-red/zkpost/writeback"
+)
+
+// benchService starts a service on e and returns its stop function.
+func benchService(b *testing.B, e *env, cfg writeback.Config, onCommit func([]post.Post, time.Time)) (stop func()) {
+	b.Helper()
+	svc, err := writeback.New(cfg, quiet, metrics.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc.OnCommit(onCommit)
+	svc.SetDBEndpoints(discovery.DBEndpoints{Primary: e.db.Addr()})
+	svc.SetQueueEndpoints(discovery.QueueEndpoints{Primary: e.redis.Addr()})
+	ctx, cancel := context.WithCancel(context.Background())
+	go svc.Run(ctx)
+	return func() { cancel(); svc.Close() }
+}
+
+func resetTable(b *testing.B, e *env) {
+	b.Helper()
+	if err := postdb.Migrate(context.Background(), e.sql); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := e.sql.Exec("TRUNCATE TABLE posts"); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkDrain measures how fast a backlog of b.N posts drains into MariaDB with group commit
+// (up to 256 rows a statement) and with one row a statement, both with 256 jobs in flight.
+// Reported: posts/s and rows per statement.
+func BenchmarkDrain(b *testing.B) {
+	e := newEnv(b)
+	for _, tc := range []struct {
+		name     string
+		batchMax int
+	}{{"group", 256}, {"single", 1}} {
+		b.Run(tc.name, func(b *testing.B) {
+			resetTable(b, e)
+			enqueueAll(b, e.enq, 1, b.N, 32)
+			var rows, stmts atomic.Int64
+			all := make(chan struct{})
+			cfg := testConfig()
+			cfg.Concurrency, cfg.BatchMax = 256, tc.batchMax
+			start := time.Now()
+			stop := benchService(b, e, cfg, func(ps []post.Post, _ time.Time) {
+				stmts.Add(1)
+				if rows.Add(int64(len(ps))) == int64(b.N) {
+					close(all)
+				}
+			})
+			b.ResetTimer()
+			<-all
+			b.StopTimer()
+			elapsed := time.Since(start)
+			stop()
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "posts/s")
+			b.ReportMetric(float64(rows.Load())/float64(stmts.Load()), "rows/stmt")
+		})
+	}
+}
+
+// BenchmarkAckToCommitLag enqueues b.N posts at a steady rate and reports the lag from each
+// enqueue's acknowledgement to the commit of its row (p50, p99, max). Run it with a fixed count
+// (-benchtime 200x): each post waits for its slot at the given rate.
+func BenchmarkAckToCommitLag(b *testing.B) {
+	e := newEnv(b)
+	for _, tc := range []struct {
+		rate        int // posts per second
+		concurrency int
+	}{{10, 8}, {10, 256}, {200, 256}, {1000, 256}} {
+		b.Run(fmt.Sprintf("rate=%d/conc=%d", tc.rate, tc.concurrency), func(b *testing.B) {
+			benchLag(b, e, time.Second/time.Duration(tc.rate), tc.concurrency)
+		})
+	}
+}
+
+// BenchmarkAckToCommitLagIdle sends one post every 6–11 s (uniformly random, so the arrivals
+// do not line up with the polling cycle), after every worker goroutine backed off to
+// gocraft/work's 5 s idle polling: the worst case for pickup latency (-benchtime 8x).
+func BenchmarkAckToCommitLagIdle(b *testing.B) {
+	e := newEnv(b)
+	for _, conc := range []int{8, 256} {
+		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) { benchLag(b, e, -6*time.Second, conc) })
+	}
+}
+
+// benchLag sends b.N posts every interval; a negative interval -d means every d to d+5s, at random.
+func benchLag(b *testing.B, e *env, interval time.Duration, concurrency int) {
+	resetTable(b, e)
+	var mu sync.Mutex
+	acked := map[uint64]time.Time{}
+	var lags []time.Duration
+	all := make(chan struct{})
+	cfg := testConfig()
+	cfg.Concurrency, cfg.BatchMax = concurrency, 256
+	stop := benchService(b, e, cfg, func(ps []post.Post, at time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range ps {
+			if t0, ok := acked[p.ID]; ok {
+				lags = append(lags, at.Sub(t0))
+				delete(acked, p.ID)
+			}
+		}
+		if len(lags) == b.N {
+			close(all)
+		}
+	})
+	defer stop()
+	// Let the pool start and its goroutines settle into idle polling before measuring.
+	time.Sleep(6 * time.Second)
+	b.ResetTimer()
+	pace := time.NewTicker(interval.Abs())
+	for i := range b.N {
+		if i > 0 {
+			<-pace.C
+		}
+		if interval < 0 {
+			pace.Reset(interval.Abs() + rand.N(5*time.Second))
+		}
+		p := newPost(uint64(i + 1))
+		mu.Lock() // held across Enqueue so the commit hook never sees a post before its ack time
+		if err := e.enq.Enqueue(context.Background(), p); err != nil {
+			mu.Unlock()
+			b.Fatal(err)
+		}
+		acked[p.ID] = time.Now()
+		mu.Unlock()
+	}
+	pace.Stop()
+	select {
+	case <-all:
+	case <-time.After(30 * time.Second):
+		b.Fatalf("only %d of %d posts committed", len(lags), b.N)
+	}
+	b.StopTimer()
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(lags)
+	q := func(f float64) float64 { return float64(lags[int(f*float64(len(lags)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.5), "p50_ms")
+	b.ReportMetric(q(0.99), "p99_ms")
+	b.ReportMetric(q(1), "max_ms")
+}
