@@ -12,7 +12,6 @@ package postdb
 
 import (
 	"flag"
-	"fmt"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -21,7 +20,7 @@ import (
 // Config holds the database flags shared by every daemon that uses the posts table.
 type Config struct {
 	User     string
-	Password Secret
+	Password string // from flags or the environment only, never ZooKeeper; masked in logs
 	Name     string // database (schema) name
 	// MaxLag is the replication lag past which a replica stops taking reads.
 	MaxLag time.Duration
@@ -37,7 +36,7 @@ type Config struct {
 // RegisterFlags adds the --db-* flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.User, "db-user", "zkpost", "database user")
-	fs.Var(&c.Password, "db-password", "database password (flags or environment only; never stored in ZooKeeper)")
+	fs.Var((*secretFlag)(&c.Password), "db-password", "database password (flags or environment only; never stored in ZooKeeper)")
 	fs.StringVar(&c.Name, "db-name", "zkpost", "database name")
 	fs.DurationVar(&c.MaxLag, "db-max-lag", 5*time.Second, "replication lag past which a replica takes no reads")
 	fs.DurationVar(&c.CheckInterval, "db-check-interval", time.Second, "how often replica health and lag are checked")
@@ -73,7 +72,7 @@ func DSN(cfg Config, hostport string) string {
 	cfg = cfg.withDefaults()
 	m := mysql.NewConfig()
 	m.User = cfg.User
-	m.Passwd = string(cfg.Password)
+	m.Passwd = cfg.Password
 	m.Net = "tcp"
 	m.Addr = hostport
 	m.DBName = cfg.Name
@@ -88,22 +87,16 @@ func DSN(cfg Config, hostport string) string {
 	return m.FormatDSN()
 }
 
-// Secret is a flag value that flagenv.Describe masks when the config is logged.
-type Secret string
+// secretFlag is the --db-password flag value: flagenv.Describe masks it when the config is logged.
+type secretFlag string
 
-// String implements flag.Value.
-func (s *Secret) String() string {
+func (s *secretFlag) String() string {
 	if s == nil {
 		return ""
 	}
 	return string(*s)
 }
 
-// Set implements flag.Value.
-func (s *Secret) Set(v string) error { *s = Secret(v); return nil }
+func (s *secretFlag) Set(v string) error { *s = secretFlag(v); return nil }
 
-// IsSecret marks the value for flagenv.Describe.
-func (s *Secret) IsSecret() bool { return true }
-
-// GoString keeps the password out of %#v.
-func (s Secret) GoString() string { return fmt.Sprintf("%q", "********") }
+func (s *secretFlag) IsSecret() bool { return true }
