@@ -56,8 +56,11 @@ func (s *Server) handleDemo(ctx *fasthttp.RequestCtx) {
 		s.renderDemo(ctx, statusOf(err), page)
 		return
 	}
-	for _, p := range posts {
-		page.Cards = append(page.Cards, cardOf(p))
+	for _, raw := range posts {
+		var p post.Post
+		if json.Unmarshal(raw, &p) == nil {
+			page.Cards = append(page.Cards, cardOf(p))
+		}
 	}
 	if next != 0 {
 		page.NextURL = "/demo?" + url.Values{"user_id": {page.UserID}, "f": {strconv.FormatUint(next, 10)}}.Encode()

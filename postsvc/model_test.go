@@ -115,7 +115,6 @@ func TestPaginationModel(t *testing.T) {
 	}
 }
 
-
 // flush empties shard i, as redismon does before marking it ALIVE again.
 func (h *harness) flush(i int) {
 	h.t.Helper()

@@ -2,6 +2,7 @@ package postsvc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -194,12 +195,6 @@ func (s *Server) write(ctx *fasthttp.RequestCtx, in writeInput, status int) {
 	httpapi.WriteJSON(ctx, status, p)
 }
 
-// listResponse is a timeline page; next_id is a string (ids pass 2^53) or null.
-type listResponse struct {
-	Posts  []any   `json:"posts"`
-	NextID *string `json:"next_id"`
-}
-
 func (s *Server) handleList(ctx *fasthttp.RequestCtx) {
 	args := ctx.QueryArgs()
 	q, err := parseListQuery(param(ctx, 0), args.Peek("f"), args.Peek("limit"))
@@ -212,15 +207,28 @@ func (s *Server) handleList(ctx *fasthttp.RequestCtx) {
 		httpapi.WriteError(ctx, err)
 		return
 	}
-	resp := listResponse{Posts: make([]any, len(posts))}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("application/json; charset=utf-8")
+	ctx.SetBody(appendPage(nil, posts, next))
+}
+
+// appendPage writes {"posts":[…],"next_id":"<id>"|null} around bodies already in client JSON:
+// json.Marshal would validate and compact every one of them again.
+func appendPage(b []byte, posts []json.RawMessage, next uint64) []byte {
+	b = append(b, `{"posts":[`...)
 	for i, p := range posts {
-		resp.Posts[i] = p
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, p...)
 	}
-	if next != 0 {
-		n := strconv.FormatUint(next, 10)
-		resp.NextID = &n
+	b = append(b, `],"next_id":`...)
+	if next == 0 {
+		return append(b, "null}"...)
 	}
-	httpapi.WriteJSON(ctx, fasthttp.StatusOK, resp)
+	b = append(b, '"')
+	b = strconv.AppendUint(b, next, 10)
+	return append(b, `"}`...)
 }
 
 func (s *Server) handleGet(ctx *fasthttp.RequestCtx) {

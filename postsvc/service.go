@@ -19,6 +19,7 @@
 package postsvc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -162,10 +163,10 @@ func (s *Service) linkPreview(ctx context.Context, u string) json.RawMessage {
 	return raw
 }
 
-// isJSONObject reports whether b is one JSON object (a preview), compacting nothing.
+// isJSONObject reports whether b is one valid JSON value that is an object, without decoding it.
 func isJSONObject(b []byte) bool {
-	var m map[string]json.RawMessage
-	return json.Unmarshal(b, &m) == nil && m != nil
+	b = bytes.TrimSpace(b)
+	return len(b) >= 2 && b[0] == '{' && json.Valid(b)
 }
 
 // Post returns one post of user uid: from the cache, else the database.

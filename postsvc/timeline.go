@@ -35,12 +35,12 @@ import (
 	"slices"
 
 	"github.com/the-red/zkpost/internal/httpapi"
-	"github.com/the-red/zkpost/internal/post"
 )
 
-// Page returns up to q.Limit posts of q.UserID with id ≤ q.MaxID, newest first, and the id where
-// the next page starts (0 when there is none).
-func (s *Service) Page(ctx context.Context, q listQuery) ([]post.Post, uint64, error) {
+// Page returns up to q.Limit posts of q.UserID with id ≤ q.MaxID, newest first, in their client
+// JSON form (cached bodies pass through without a decode and re-encode), and the id where the next
+// page starts (0 when there is none).
+func (s *Service) Page(ctx context.Context, q listQuery) ([]json.RawMessage, uint64, error) {
 	view := s.cache.view()
 	sh := view.shardFor(listKey(q.UserID))
 	var cached cachedPage
@@ -83,7 +83,7 @@ func servable(c cachedPage, version int64, limit int) (ids []uint64, next uint64
 }
 
 // mergedPage builds the page from the database and what the cache had, and writes it back.
-func (s *Service) mergedPage(ctx context.Context, q listQuery, sh *shard, view *ringView, cached cachedPage) ([]post.Post, uint64, error) {
+func (s *Service) mergedPage(ctx context.Context, q listQuery, sh *shard, view *ringView, cached cachedPage) ([]json.RawMessage, uint64, error) {
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
 	rows, err := s.store.List(dctx, q.UserID, q.MaxID, q.Limit+1)
 	cancel()
@@ -179,16 +179,16 @@ func (s *Service) fill(ctx context.Context, sh *shard, a fillArgs) {
 // bodies returns the posts of ids in order, from the cached bodies, the database rows at hand,
 // else one database read each; fetched bodies are put back in the cache. A post found nowhere
 // (its cached body expired before it was persisted) is left out and logged.
-func (s *Service) bodies(ctx context.Context, sh *shard, uid uint64, ids []uint64, cached, fromDB map[uint64][]byte) ([]post.Post, error) {
-	posts := make([]post.Post, 0, len(ids))
+func (s *Service) bodies(ctx context.Context, sh *shard, uid uint64, ids []uint64, cached, fromDB map[uint64][]byte) ([]json.RawMessage, error) {
+	posts := make([]json.RawMessage, 0, len(ids))
 	fetched := map[uint64][]byte{}
 	for _, id := range ids {
-		if p, ok := decodePost(cached[id]); ok {
-			posts = append(posts, p)
+		if b := cached[id]; isJSONObject(b) {
+			posts = append(posts, b)
 			continue
 		}
-		if p, ok := decodePost(fromDB[id]); ok {
-			posts = append(posts, p)
+		if b, ok := fromDB[id]; ok {
+			posts = append(posts, b)
 			continue
 		}
 		s.metrics.dbFallbacks.WithLabelValues("post_body").Inc()
@@ -203,21 +203,16 @@ func (s *Service) bodies(ctx context.Context, sh *shard, uid uint64, ids []uint6
 			s.log.Warn("db read failed", "post_id", id, "err", err)
 			return nil, httpapi.ErrUnavailable
 		}
-		posts = append(posts, p)
-		if b, err := json.Marshal(p); err == nil {
-			fetched[id] = b
+		b, err := json.Marshal(p)
+		if err != nil {
+			s.log.Error("encoding post", "post_id", id, "err", err)
+			continue
 		}
+		posts = append(posts, b)
+		fetched[id] = b
 	}
 	if sh != nil && len(fetched) > 0 {
 		s.fill(ctx, sh, fillArgs{uid: uid, bodies: fetched})
 	}
 	return posts, nil
-}
-
-func decodePost(b []byte) (post.Post, bool) {
-	if b == nil {
-		return post.Post{}, false
-	}
-	var p post.Post
-	return p, json.Unmarshal(b, &p) == nil
 }

@@ -1,0 +1,229 @@
+package postsvc_test
+
+// Benchmarks against real servers (never asserted). Run:
+//
+//	go test -run '^$' -bench . -benchtime 5s ./postsvc
+//
+// BenchmarkWrite/writeback is postsvcd's write path over HTTP (id, cache shard, durable enqueue on a
+// queue Redis with appendfsync always); BenchmarkWrite/writeback_url adds a link whose preview is in
+// the URL cache; BenchmarkWrite/writethrough is the baseline that INSERTs into MariaDB inside the
+// request; BenchmarkListWarm reads a page of 10 from a warm cache; BenchmarkRedisRoundTrip is the
+// ceiling of one Redis round trip. Each reports p50/p99 latency beside ns/op (which, run in
+// parallel, is the inverse of throughput).
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/the-red/zkpost/discovery"
+	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/metrics"
+	"github.com/the-red/zkpost/internal/post"
+	"github.com/the-red/zkpost/internal/postdb"
+	"github.com/the-red/zkpost/internal/postqueue"
+	"github.com/the-red/zkpost/postsvc"
+)
+
+// latencies collects per-op durations from parallel goroutines.
+type latencies struct {
+	mu  sync.Mutex
+	all []time.Duration
+}
+
+func (l *latencies) add(d []time.Duration) {
+	l.mu.Lock()
+	l.all = append(l.all, d...)
+	l.mu.Unlock()
+}
+
+func (l *latencies) report(b *testing.B) {
+	if len(l.all) == 0 {
+		return
+	}
+	slices.Sort(l.all)
+	q := func(p float64) float64 { return float64(l.all[int(p*float64(len(l.all)-1))].Microseconds()) }
+	b.ReportMetric(q(0.50), "p50-µs")
+	b.ReportMetric(q(0.99), "p99-µs")
+}
+
+// runParallel runs op in parallel, timing each call; op returns false on failure.
+func runParallel(b *testing.B, op func(i int64) bool) {
+	var lat latencies
+	var n, fails atomic.Int64
+	b.SetParallelism(16) // 16 × GOMAXPROCS clients: enough concurrency to measure throughput
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			start := time.Now()
+			if !op(n.Add(1)) {
+				fails.Add(1)
+			}
+			mine = append(mine, time.Since(start))
+		}
+		lat.add(mine)
+	})
+	b.StopTimer()
+	lat.report(b)
+	if f := fails.Load(); f > 0 {
+		b.Fatalf("%d operations failed", f)
+	}
+}
+
+type counterIDs struct{ n atomic.Uint64 }
+
+func (c *counterIDs) Next(context.Context) (uint64, error) { return 1<<60 + c.n.Add(1), nil }
+
+type instantPreview struct{}
+
+func (instantPreview) Scrap(context.Context, string) (json.RawMessage, error) {
+	return json.RawMessage(`{"title":"t"}`), nil
+}
+
+type noStore struct{}
+
+func (noStore) List(context.Context, uint64, uint64, int) ([]post.Post, error) { return nil, nil }
+func (noStore) Get(context.Context, uint64) (post.Post, error) {
+	return post.Post{}, postsvc.ErrNotFound
+}
+
+// startBenchServer runs postsvc over one real cache shard and a real queue Redis.
+func startBenchServer(b *testing.B, store postsvc.Store) string {
+	cache := itest.StartRedis(b, itest.RedisOptions{})
+	queue := itest.StartRedis(b, itest.RedisOptions{AOF: true})
+	enq := postqueue.NewEnqueuer(postqueue.Config{Namespace: "bench"}, quiet)
+	b.Cleanup(func() { enq.Close() })
+	enq.SetEndpoints(discovery.QueueEndpoints{Primary: queue.Addr()})
+	cfg := postsvc.DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Settle = time.Millisecond // no ring changes here: lists may be declared complete at once
+	srv, err := postsvc.New(cfg, postsvc.Deps{IDs: &counterIDs{}, Previewer: instantPreview{}, Queue: enq, Store: store,
+		Log: quiet, Registry: metrics.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv.Cache().Update(1, []discovery.CacheNode{{Name: "redis1", Addr: cache.Addr(), Status: discovery.StatusAlive}})
+	ctx, cancel := context.WithCancel(context.Background())
+	go srv.Run(ctx)
+	b.Cleanup(func() { cancel(); srv.Shutdown(context.Background()) })
+	return srv.Addr().String()
+}
+
+var benchClient = &fasthttp.Client{MaxConnsPerHost: 512, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+
+func postJSON(url string, body []byte, want int) bool {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(url)
+	req.Header.SetMethod("POST")
+	req.Header.SetContentType("application/json")
+	req.SetBody(body)
+	return benchClient.Do(req, resp) == nil && resp.StatusCode() == want
+}
+
+func get(url string) bool {
+	code, _, err := benchClient.Get(nil, url)
+	return err == nil && code == 200
+}
+
+func BenchmarkWrite(b *testing.B) {
+	b.Run("writeback", func(b *testing.B) {
+		addr := startBenchServer(b, noStore{})
+		runParallel(b, func(i int64) bool {
+			return postJSON("http://"+addr+"/api/v1/posts", fmt.Appendf(nil, `{"user_id":%d,"contents":"benchmark post"}`, 1+i%1000), 201)
+		})
+	})
+	b.Run("writeback_url", func(b *testing.B) {
+		addr := startBenchServer(b, noStore{})
+		runParallel(b, func(i int64) bool {
+			return postJSON("http://"+addr+"/api/v1/posts",
+				fmt.Appendf(nil, `{"user_id":%d,"contents":"benchmark post","url":"https://example.com/%d"}`, 1+i%1000, i%50), 201)
+		})
+	})
+	b.Run("writethrough", func(b *testing.B) { benchWriteThrough(b, false) })
+	// The fair baseline for durability: the queue Redis fsyncs every write (appendfsync always),
+	// so here MariaDB flushes and syncs its log and binlog at every commit too.
+	b.Run("writethrough_durable", func(b *testing.B) { benchWriteThrough(b, true) })
+}
+
+func benchWriteThrough(b *testing.B, durable bool) {
+	{
+		db := itest.StartMariaDB(b)
+		h := db.DB(b, "zkpost")
+		if err := postdb.Migrate(context.Background(), h); err != nil {
+			b.Fatal(err)
+		}
+		h.SetMaxOpenConns(64)
+		if durable {
+			for _, q := range []string{"SET GLOBAL innodb_flush_log_at_trx_commit = 1", "SET GLOBAL sync_binlog = 1"} {
+				if _, err := h.Exec(q); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		store := postdb.NewStore(h)
+		var ids counterIDs
+		// The baseline: the same JSON in, one INSERT inside the request, the post out.
+		srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+			var in struct {
+				UserID   uint64 `json:"user_id"`
+				Contents string `json:"contents"`
+			}
+			if json.Unmarshal(ctx.PostBody(), &in) != nil {
+				ctx.SetStatusCode(400)
+				return
+			}
+			id, _ := ids.Next(ctx)
+			p := post.Post{ID: id, UserID: in.UserID, Contents: in.Contents, CreatedAt: postsvc.CreatedAt(id)}
+			if err := store.Upsert(ctx, []post.Post{p}); err != nil {
+				ctx.SetStatusCode(503)
+				return
+			}
+			out, _ := json.Marshal(p)
+			ctx.SetStatusCode(201)
+			ctx.SetBody(out)
+		}}
+		port := itest.FreePort(b)
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		go srv.ListenAndServe(addr)
+		b.Cleanup(func() { srv.Shutdown() })
+		itest.WaitFor(b, 5*time.Second, "baseline server", func() bool { return postJSON("http://"+addr+"/", []byte(`{"user_id":1,"contents":"x"}`), 201) })
+		runParallel(b, func(i int64) bool {
+			return postJSON("http://"+addr+"/", fmt.Appendf(nil, `{"user_id":%d,"contents":"benchmark post"}`, 1+i%1000), 201)
+		})
+	}
+}
+
+func BenchmarkListWarm(b *testing.B) {
+	addr := startBenchServer(b, noStore{})
+	for u := range 100 {
+		for i := range 12 {
+			if !postJSON("http://"+addr+"/api/v1/posts", fmt.Appendf(nil, `{"user_id":%d,"contents":"post %d"}`, u+1, i), 201) {
+				b.Fatal("seeding failed")
+			}
+		}
+	}
+	// noStore holds nothing older: one merge per user makes each list complete (X = 0).
+	for u := range 100 {
+		get(fmt.Sprintf("http://%s/api/v1/posts/%d?limit=10", addr, u+1))
+	}
+	runParallel(b, func(i int64) bool {
+		return get(fmt.Sprintf("http://%s/api/v1/posts/%d?limit=10", addr, 1+i%100))
+	})
+}
+
+func BenchmarkRedisRoundTrip(b *testing.B) {
+	r := itest.StartRedis(b, itest.RedisOptions{})
+	c := r.Client(b)
+	ctx := context.Background()
+	runParallel(b, func(i int64) bool { return c.Ping(ctx).Err() == nil })
+}
