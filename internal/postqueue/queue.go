@@ -85,6 +85,12 @@ func (k keys) retry() string       { return k.prefix + "retry" }
 func (k keys) dead() string        { return k.prefix + "dead" }
 func (k keys) scheduled() string   { return k.prefix + "scheduled" }
 func (k keys) workerPools() string { return k.prefix + "worker_pools" }
+func (k keys) heartbeat(pool string) string {
+	return k.prefix + "worker_pools:" + pool
+}
+func (k keys) inProgress(pool string) string { return k.jobs() + ":" + pool + ":inprogress" }
+func (k keys) lock() string                  { return k.jobs() + ":lock" }
+func (k keys) lockInfo() string              { return k.jobs() + ":lock_info" }
 
 // job is gocraft/work's job document (work.Job's JSON form).
 type job struct {

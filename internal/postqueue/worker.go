@@ -58,6 +58,10 @@ type WorkerConfig struct {
 	Retry       RetryPolicy
 	// JobTimeout bounds one handler call (its context's deadline).
 	JobTimeout time.Duration
+	// ReapInterval is how often dead pools' in-progress jobs are re-queued (default 1 min);
+	// ReapDeadAfter is how old a heartbeat must be for its pool to count as dead (default 30 s).
+	ReapInterval  time.Duration
+	ReapDeadAfter time.Duration
 }
 
 // Worker runs a gocraft/work worker pool for persist_post on the queue primary named by
@@ -85,9 +89,11 @@ type workerMetrics struct {
 
 // poolRun is one gocraft pool on one Redis.
 type poolRun struct {
-	addr string
-	rp   *redis.Pool
-	wp   *work.WorkerPool
+	addr       string
+	rp         *redis.Pool
+	wp         *work.WorkerPool
+	stopReaper context.CancelFunc
+	reaperDone chan struct{}
 }
 
 // NewWorker returns a stopped worker. Its metric queue_jobs_total{result=done|retry|dead} goes
@@ -99,6 +105,12 @@ func NewWorker(cfg WorkerConfig, h Handler, log *slog.Logger, reg prometheus.Reg
 	}
 	if cfg.JobTimeout <= 0 {
 		cfg.JobTimeout = 30 * time.Second
+	}
+	if cfg.ReapInterval <= 0 {
+		cfg.ReapInterval = time.Minute
+	}
+	if cfg.ReapDeadAfter <= 0 {
+		cfg.ReapDeadAfter = 30 * time.Second
 	}
 	w := &Worker{cfg: cfg, k: newKeys(cfg.Queue.Namespace), h: h, log: log,
 		kick: make(chan struct{}, 1), stopC: make(chan struct{}), done: make(chan struct{}),
@@ -186,6 +198,8 @@ func (w *Worker) swap(addr string) {
 	}
 	if cur != nil {
 		w.log.Info("queue worker stopping", "redis", cur.addr)
+		cur.stopReaper()
+		<-cur.reaperDone
 		cur.wp.Stop()
 		cur.rp.Close()
 		w.mu.Lock()
@@ -216,7 +230,34 @@ func (w *Worker) startPool(addr string) *poolRun {
 	}, func(j *work.Job) error { return w.handle(rp, j) })
 	wp.Start()
 	run.wp = wp
+	ctx, cancel := context.WithCancel(context.Background())
+	run.stopReaper, run.reaperDone = cancel, make(chan struct{})
+	go w.reapLoop(ctx, run)
 	return run
+}
+
+// reapLoop re-queues dead pools' jobs every ReapInterval (see reaper).
+func (w *Worker) reapLoop(ctx context.Context, run *poolRun) {
+	defer close(run.reaperDone)
+	r := reaper{k: w.k, deadAfter: w.cfg.ReapDeadAfter, now: time.Now}
+	t := time.NewTicker(w.cfg.ReapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*w.cfg.Queue.IOTimeout)
+		n, err := r.reap(rctx, run.rp)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			w.log.Warn("queue reap failed", "redis", run.addr, "err", err)
+		case n > 0:
+			w.log.Info("queue reaped dead pools", "redis", run.addr, "jobs", n)
+		}
+	}
 }
 
 // handle runs one job. A job that cannot be decoded, or whose handler fails permanently, is put
