@@ -50,7 +50,9 @@ func (s *Server) handleDemo(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	page := demoPage{UserID: strconv.FormatUint(q.UserID, 10)}
-	posts, next, err := s.svc.Page(ctx, q)
+	work, cancel := requestContext(ctx)
+	defer cancel()
+	posts, next, err := s.svc.Page(work, q)
 	if err != nil {
 		page.Error = errorMessage(err)
 		s.renderDemo(ctx, statusOf(err), page)
@@ -73,7 +75,9 @@ func (s *Server) demoWrite(ctx *fasthttp.RequestCtx) {
 	uid := string(args.Peek("user_id"))
 	in, err := s.rules.parseWriteQuery(uid, args.Peek("contents"), args.Peek("url"))
 	if err == nil {
-		_, err = s.svc.Write(ctx, in)
+		work, cancel := requestContext(ctx)
+		_, err = s.svc.Write(work, in)
+		cancel()
 	}
 	if err != nil {
 		page := demoPage{Error: errorMessage(err)}

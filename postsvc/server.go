@@ -187,7 +187,9 @@ func (s *Server) handleWritePost(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Server) write(ctx *fasthttp.RequestCtx, in writeInput, status int) {
-	p, err := s.svc.Write(ctx, in)
+	work, cancel := requestContext(ctx)
+	defer cancel()
+	p, err := s.svc.Write(work, in)
 	if err != nil {
 		httpapi.WriteError(ctx, err)
 		return
@@ -202,7 +204,9 @@ func (s *Server) handleList(ctx *fasthttp.RequestCtx) {
 		httpapi.WriteError(ctx, err)
 		return
 	}
-	posts, next, err := s.svc.Page(ctx, q)
+	work, cancel := requestContext(ctx)
+	defer cancel()
+	posts, next, err := s.svc.Page(work, q)
 	if err != nil {
 		httpapi.WriteError(ctx, err)
 		return
@@ -242,7 +246,9 @@ func (s *Server) handleGet(ctx *fasthttp.RequestCtx) {
 		httpapi.WriteError(ctx, err)
 		return
 	}
-	p, err := s.svc.Post(ctx, uid, id)
+	work, cancel := requestContext(ctx)
+	defer cancel()
+	p, err := s.svc.Post(work, uid, id)
 	if err != nil {
 		httpapi.WriteError(ctx, err)
 		return
@@ -281,6 +287,16 @@ type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	l.log.Debug("fasthttp", "msg", fmt.Sprintf(format, args...))
+}
+
+// requestTimeout bounds all the work of one request; each step has its own shorter deadline.
+const requestTimeout = 10 * time.Second
+
+// requestContext detaches a request's work from the server: fasthttp cancels every RequestCtx the
+// moment Shutdown starts, which would abort the very in-flight requests a drain is meant to let
+// finish (a write could be enqueued and then lose its cache step).
+func requestContext(ctx *fasthttp.RequestCtx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
 }
 
 // AddReady adds readiness conditions; call it before Run.

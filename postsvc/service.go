@@ -9,7 +9,9 @@
 // behind, and a crash between the two steps leaves a durable job whose post appears once persisted.
 // The reverse order would let a crash between cache write and enqueue leave a visible post that is
 // never persisted. A cache failure after the enqueue is logged and the write still succeeds
-// (semantic 5); the author then sees the post once it is persisted (semantic 3).
+// (semantic 5); the author then sees the post once it is persisted (semantic 3). One ambiguity
+// remains, as with any remote call: an enqueue that times out after the queue Redis took the job
+// answers 503, yet the post is persisted later. Clients that retry then write a second post.
 //
 // # Read path and semantic 4
 //
@@ -68,9 +70,14 @@ func newService(cfg Config, d Deps, m *serviceMetrics) *Service {
 		cache: NewCache(cfg.CacheTimeout, now, d.Log, m), log: d.Log, metrics: m, now: now}
 }
 
+// idWait bounds getting an id (the guid client tries every guidd within it).
+const idWait = 2 * time.Second
+
 // Write creates a post. It returns the post once its write-back job is durably enqueued.
 func (s *Service) Write(ctx context.Context, in writeInput) (post.Post, error) {
-	id, err := s.ids.Next(ctx)
+	ictx, cancel := context.WithTimeout(ctx, idWait)
+	id, err := s.ids.Next(ictx)
+	cancel()
 	if err != nil {
 		s.log.Warn("guid failed", "err", err)
 		return post.Post{}, httpapi.ErrUnavailable.WithMessage("no post id available; retry")
