@@ -121,7 +121,9 @@ type Service struct {
 	ln     net.Listener
 	srv    *fasthttp.Server
 
-	// registered reports the ZooKeeper registration (nil: not registered, counts as ready).
+	// registered reports the ZooKeeper registration, shown by /readyz. It is no readiness
+	// condition: the registration only lets Prometheus find us, and the worker persists posts
+	// just as well while ZooKeeper is away.
 	registered atomic.Pointer[func() bool]
 
 	mu          sync.Mutex
@@ -168,7 +170,7 @@ func (s *Service) SetDBEndpoints(e discovery.DBEndpoints) { s.router.SetEndpoint
 // SetQueueEndpoints applies the R/queue/sidekiq node.
 func (s *Service) SetQueueEndpoints(q discovery.QueueEndpoints) { s.worker.SetEndpoints(q) }
 
-// SetRegistered makes /readyz report the ZooKeeper registration through f.
+// SetRegistered makes /readyz show the ZooKeeper registration through f.
 func (s *Service) SetRegistered(f func() bool) { s.registered.Store(&f) }
 
 // OnCommit sets a hook that sees every committed batch and its commit time. Set it before Run.
@@ -313,9 +315,6 @@ func (s *Service) statsLoop() {
 // notReady lists why the worker cannot do its job now; empty means ready.
 func (s *Service) notReady() []string {
 	var out []string
-	if f := s.registered.Load(); f != nil && !(*f)() {
-		out = append(out, "zookeeper: not registered")
-	}
 	st := s.router.Status()
 	switch {
 	case len(st) == 0 || st[0].Role != "primary":
@@ -343,11 +342,16 @@ func (s *Service) newHTTP() *fasthttp.Server {
 		httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
 	})
 	readyz := hm.Route("readyz", func(ctx *fasthttp.RequestCtx) {
-		if reasons := s.notReady(); len(reasons) > 0 {
-			httpapi.WriteJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]any{"status": "unavailable", "reasons": reasons})
-			return
+		doc := map[string]any{"status": "ok"}
+		if f := s.registered.Load(); f != nil {
+			doc["registered"] = (*f)()
 		}
-		httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
+		status := fasthttp.StatusOK
+		if reasons := s.notReady(); len(reasons) > 0 {
+			doc["status"], doc["reasons"] = "unavailable", reasons
+			status = fasthttp.StatusServiceUnavailable
+		}
+		httpapi.WriteJSON(ctx, status, doc)
 	})
 	metricsH := metrics.Handler(s.reg)
 	notFound := hm.Route("not_found", func(ctx *fasthttp.RequestCtx) { httpapi.WriteError(ctx, httpapi.ErrNotFound) })
