@@ -2,8 +2,8 @@ package writeback
 
 import (
 	"context"
-	"runtime"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
