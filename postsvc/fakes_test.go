@@ -89,16 +89,26 @@ type memDB struct {
 	mu      sync.Mutex
 	rows    map[uint64]post.Post
 	pending []post.Post
-	failQ   atomic.Bool // Enqueue fails while set
-	failDB  atomic.Bool // List/Get fail while set
+	failQ   atomic.Bool                   // Enqueue fails while set
+	failDB  atomic.Bool                   // List/Get fail while set
+	gate    atomic.Pointer[chan struct{}] // Enqueue waits for it to close when set
+	entered chan struct{}                 // receives once per Enqueue that waits on the gate
 	lists   atomic.Int64
 }
 
-func newMemDB() *memDB { return &memDB{rows: map[uint64]post.Post{}} }
+func newMemDB() *memDB { return &memDB{rows: map[uint64]post.Post{}, entered: make(chan struct{}, 16)} }
 
 func (m *memDB) Enqueue(ctx context.Context, p post.Post) error {
 	if m.failQ.Load() {
 		return errors.New("queue down")
+	}
+	if g := m.gate.Load(); g != nil {
+		m.entered <- struct{}{}
+		select {
+		case <-*g:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

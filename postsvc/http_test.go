@@ -11,6 +11,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/the-red/zkpost/internal/itest"
 )
 
 func TestBadInputEveryEndpoint(t *testing.T) {
@@ -136,5 +139,39 @@ func TestDemoEscapesHostileContent(t *testing.T) {
 	}
 	if p := h.page(3, 0, 1); p.Posts[0].Contents != "from the form" {
 		t.Fatalf("demo form post not in the timeline: %+v", p.Posts)
+	}
+}
+
+// TestShutdownDrainsInFlightWrites holds a write inside its enqueue while Shutdown starts: the write
+// must complete (enqueued and cached, 201) rather than be cancelled by the shutdown.
+func TestShutdownDrainsInFlightWrites(t *testing.T) {
+	h := newHarness(t, 1, nil)
+	gate := make(chan struct{})
+	h.db.gate.Store(&gate)
+	res := make(chan apiResp, 1)
+	go func() { res <- h.do("POST", "/api/v1/posts", `{"user_id":8,"contents":"in flight"}`) }()
+	<-h.db.entered
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- h.srv.Shutdown(ctx)
+	}()
+	itest.WaitFor(t, 5*time.Second, "the listener closed", func() bool {
+		c, err := net.DialTimeout("tcp", h.srv.Addr().String(), 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	close(gate)
+	if r := <-res; r.status != 201 {
+		t.Fatalf("in-flight write during shutdown: got %d %s, want 201", r.status, r.body)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if len(h.db.pending) != 1 {
+		t.Fatalf("got %d enqueued posts, want 1", len(h.db.pending))
 	}
 }
