@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -143,6 +144,12 @@ func newStack(t *testing.T) *stack {
 			"--zk-session-timeout", "2s", "--db-user", "root", "--db-name", "zkpost", "--queue-namespace", stackNamespace,
 			"--log-format", "text"},
 		Port: wbPort, ReadyURL: fmt.Sprintf("http://127.0.0.1:%d/readyz", wbPort), ReadyTimeout: 40 * time.Second})
+
+	scrapPort := itest.FreePort(t)
+	itest.StartDaemon(t, itest.DaemonSpec{Name: "scrapd", Bin: itest.BuildBinary(t, "./scrap/cmd/scrapd"),
+		Args: []string{"--listen", "127.0.0.1:" + strconv.Itoa(scrapPort), "--zk", s.zk.Addr(), "--zk-root", stackRoot,
+			"--zk-session-timeout", "2s", "--allow-cidr", "127.0.0.0/8", "--robots=false", "--log-format", "text"},
+		Port: scrapPort, ReadyURL: fmt.Sprintf("http://127.0.0.1:%d/readyz", scrapPort), ReadyTimeout: 40 * time.Second})
 
 	itest.WaitFor(t, 40*time.Second, "postsvcd ready after ZooKeeper came up", func() bool { return s.status(base+"/readyz") == 200 })
 	_ = first
@@ -561,6 +568,52 @@ func TestStack(t *testing.T) {
 			if op%125 == 124 {
 				s.checkAllWalks(fmt.Sprintf("model op %d", op))
 			}
+		}
+	})
+
+	t.Run("LinkPreviewThroughScrapdAndDemo", func(t *testing.T) {
+		s.t = t
+		site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			fmt.Fprint(w, `<html><head><meta property="og:title" content="&lt;script&gt;alert(1)&lt;/script&gt; Title">
+<meta property="og:description" content="A page"><meta property="og:image" content="javascript:alert(2)">
+<meta property="og:site_name" content="Site"></head><body></body></html>`)
+		}))
+		defer site.Close()
+		link := site.URL + "/page?a=1&b=2"
+		var p post.Post
+		itest.WaitFor(t, 20*time.Second, "a post with its preview (scrapd discovered)", func() bool {
+			var code int
+			var err error
+			p, code, err = s.write(0, 500, "<b>look</b>", link)
+			return err == nil && code == 201 && strings.Contains(string(p.Scrap), "Title")
+		})
+		var sc struct{ Title, Image string }
+		json.Unmarshal(p.Scrap, &sc)
+		if sc.Title != "<script>alert(1)</script> Title" {
+			t.Fatalf("preview title %q", sc.Title)
+		}
+		cached := false
+		for _, r := range s.shards {
+			n, _ := r.Client(t).Exists(context.Background(), "url:"+link).Result()
+			cached = cached || n == 1
+		}
+		if !cached {
+			t.Fatalf("preview of %s not cached under url:<url>", link)
+		}
+		resp, err := s.hc.Get(s.base(1) + "/demo?user_id=500")
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, bad := range []string{"<script>", "<b>look", `src="javascript`} {
+			if strings.Contains(string(page), bad) {
+				t.Fatalf("demo page contains %q", bad)
+			}
+		}
+		if !strings.Contains(string(page), "&lt;script&gt;alert(1)&lt;/script&gt; Title") {
+			t.Fatalf("demo page lacks the escaped title:\n%s", page)
 		}
 	})
 
