@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -52,6 +53,7 @@ flags (environment fallback DEVCLUSTER_<FLAG>):
 type options struct {
 	dir, bin, zkRoot, allowCIDR string
 	noPrometheus                bool
+	portOffset                  int
 	readyTimeout, upTimeout     time.Duration
 }
 
@@ -60,6 +62,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.bin, "bin", "bin", "directory holding our built binaries (guidd, scrapd, ...)")
 	fs.StringVar(&o.zkRoot, "zk-root", "/the_red/my_service", "ZooKeeper root of the service tree")
 	fs.StringVar(&o.allowCIDR, "scrap-allow-cidr", "", "scrapd --allow-cidr (dev only), e.g. 127.0.0.0/8 to preview local pages")
+	fs.IntVar(&o.portOffset, "port-offset", 0, "added to every default port, to run a second cluster beside the first")
 	fs.BoolVar(&o.noPrometheus, "no-prometheus", false, "do not run Prometheus even if installed")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", 90*time.Second, "how long one node may take to become ready")
 	fs.DurationVar(&o.upTimeout, "up-timeout", 5*time.Minute, "how long up waits for the whole cluster")
@@ -70,14 +73,14 @@ func (o options) args() []string {
 	return []string{
 		"--dir", o.dir, "--bin", o.bin, "--zk-root", o.zkRoot, "--scrap-allow-cidr", o.allowCIDR,
 		fmt.Sprintf("--no-prometheus=%v", o.noPrometheus), "--ready-timeout", o.readyTimeout.String(),
-		"--up-timeout", o.upTimeout.String(),
+		"--up-timeout", o.upTimeout.String(), "--port-offset", strconv.Itoa(o.portOffset),
 	}
 }
 
 func (o options) config(log *slog.Logger) cluster.Config {
 	cfg := cluster.Config{
 		Dir: o.dir, BinDir: o.bin, ZKRoot: o.zkRoot, ScrapAllowCIDR: o.allowCIDR,
-		ReadyTimeout: o.readyTimeout, Log: log,
+		ReadyTimeout: o.readyTimeout, PortOffset: o.portOffset, Log: log,
 	}
 	if o.noPrometheus {
 		cfg.Skip = []string{"prometheus"}

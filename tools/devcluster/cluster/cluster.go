@@ -93,8 +93,8 @@ func (c *Cluster) port(name string) int {
 		return p
 	}
 	for _, n := range Topology {
-		if n.Name == name {
-			return n.Port
+		if n.Name == name && n.Port != 0 {
+			return n.Port + c.cfg.PortOffset
 		}
 	}
 	return 0

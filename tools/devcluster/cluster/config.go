@@ -30,6 +30,9 @@ type Config struct {
 	BinDir string
 	// Ports overrides the default port of a node, by node name.
 	Ports map[string]int
+	// PortOffset is added to every default port not overridden by Ports, to run a second
+	// cluster beside the first.
+	PortOffset int
 	// ZKRoot is the ZooKeeper root of the service tree (default /the_red/my_service).
 	ZKRoot string
 	// ZKSessionTimeout is given to our daemons (default 4s, so a killed node vanishes quickly).

@@ -24,6 +24,7 @@ type State struct {
 // NodeState is one node in state.json.
 type NodeState struct {
 	Name   string `json:"name"`
+	Kind   string `json:"kind"`
 	Pid    int    `json:"pid"` // 0 when not running
 	Port   int    `json:"port"`
 	Bin    string `json:"bin"`
@@ -49,7 +50,7 @@ func (c *Cluster) saveState() {
 	st := State{SupervisorPid: os.Getpid(), Socket: c.cfg.socket, Updated: time.Now()}
 	for _, p := range c.nodes {
 		p.mu.Lock()
-		ns := NodeState{Name: p.node.Name, Port: c.port(p.node.Name), Bin: p.spec.bin, Wanted: p.wanted, Log: p.log}
+		ns := NodeState{Name: p.node.Name, Kind: p.node.Kind.String(), Port: c.port(p.node.Name), Bin: p.spec.bin, Wanted: p.wanted, Log: p.log}
 		if p.runningLocked() {
 			ns.Pid = p.cmd.Process.Pid
 		}
@@ -113,48 +114,71 @@ func Alive(pid int, bin string) bool {
 	return strings.TrimSuffix(exe, " (deleted)") == bin
 }
 
-// KillLeftovers stops every process state.json lists as running (SIGTERM to its process group,
-// SIGKILL after grace), for when the supervisor is gone. It returns the nodes still alive.
+// KillLeftovers stops every process state.json lists as running, for when the supervisor is
+// gone: our daemons first (they deregister from ZooKeeper and drain into the servers they use),
+// then the servers, ZooKeeper last. Each phase sends SIGTERM to the process groups and SIGKILL
+// after grace. It returns what is still alive.
 //
 // The supervisor runs in a session of its own, which every node inherits, so any other member
 // of that session (a process started after state.json was last written) is stopped as well.
 func KillLeftovers(st State, grace time.Duration) []string {
-	var live []NodeState
+	var phases [3][]NodeState
 	seen := map[int]bool{}
 	for _, n := range st.Nodes {
-		if Alive(n.Pid, n.Bin) {
-			_ = syscall.Kill(-n.Pid, syscall.SIGTERM)
-			live = append(live, n)
-			seen[n.Pid] = true
+		if !Alive(n.Pid, n.Bin) {
+			continue
+		}
+		seen[n.Pid] = true
+		switch {
+		case n.Kind == Daemon.String() || n.Kind == OneShot.String():
+			phases[0] = append(phases[0], n)
+		case n.Name == "zookeeper":
+			phases[2] = append(phases[2], n)
+		default:
+			phases[1] = append(phases[1], n)
 		}
 	}
 	for _, pid := range SessionMembers(st.SupervisorPid) {
 		if !seen[pid] && pid != os.Getpid() {
-			_ = syscall.Kill(pid, syscall.SIGTERM)
-			live = append(live, NodeState{Name: "session member", Pid: pid})
+			phases[1] = append(phases[1], NodeState{Name: "session member", Pid: pid})
 		}
 	}
-	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) && anyAlive(live) {
-		time.Sleep(100 * time.Millisecond) // polling processes we do not parent: no wait() possible
-	}
 	var left []string
-	for _, n := range live {
+	for _, phase := range phases {
+		left = append(left, terminate(phase, grace)...)
+	}
+	return left
+}
+
+// terminate sends SIGTERM to each node's process group, SIGKILL to what is left after grace,
+// and returns what survives even that.
+func terminate(nodes []NodeState, grace time.Duration) []string {
+	for _, n := range nodes {
+		_ = syscall.Kill(-n.Pid, syscall.SIGTERM)
+		_ = syscall.Kill(n.Pid, syscall.SIGTERM) // a session member may lead no group
+	}
+	waitAllGone(nodes, grace)
+	for _, n := range nodes {
 		if Alive(n.Pid, n.Bin) {
 			_ = syscall.Kill(-n.Pid, syscall.SIGKILL)
 			_ = syscall.Kill(n.Pid, syscall.SIGKILL)
 		}
 	}
-	deadline = time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && anyAlive(live) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	for _, n := range live {
+	waitAllGone(nodes, 5*time.Second)
+	var left []string
+	for _, n := range nodes {
 		if Alive(n.Pid, n.Bin) {
 			left = append(left, fmt.Sprintf("%s (pid %d)", n.Name, n.Pid))
 		}
 	}
 	return left
+}
+
+func waitAllGone(nodes []NodeState, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && anyAlive(nodes) {
+		time.Sleep(50 * time.Millisecond) // polling processes we do not parent: no wait() possible
+	}
 }
 
 func anyAlive(nodes []NodeState) bool {

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/tools/devcluster/cluster"
+)
+
+// freeOffset finds a port offset at which every port of the topology is free, staying below the
+// ephemeral port range.
+func freeOffset(t *testing.T) int {
+	t.Helper()
+	for off := 10000; off <= 16000; off += 250 {
+		free := true
+		for _, n := range cluster.Topology {
+			if n.Port == 0 {
+				continue
+			}
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(n.Port+off))
+			if err != nil {
+				free = false
+				break
+			}
+			l.Close()
+		}
+		if free {
+			return off
+		}
+	}
+	t.Skip("no port offset with the whole topology free")
+	return 0
+}
+
+// TestCLI drives the devcluster binary as a user would: up (a background supervisor), status,
+// kill, start, logs, then down after the supervisor itself was SIGKILLed — which must still
+// leave nothing running.
+func TestCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the whole cluster: skipped in -short")
+	}
+	for _, bin := range []string{"java", "redis-server", "mariadbd", "mariadb-install-db"} {
+		itest.Require(t, bin)
+	}
+	devcluster := itest.BuildBinary(t, "./tools/devcluster")
+	for _, pkg := range daemons {
+		itest.BuildBinary(t, pkg)
+	}
+	dir := t.TempDir()
+	off := freeOffset(t)
+	base := []string{"--dir", dir, "--bin", filepath.Dir(devcluster), "--port-offset", strconv.Itoa(off), "--no-prometheus"}
+	cli := func(args ...string) (string, error) {
+		cmd := exec.Command(devcluster, append(append([]string{}, base...), args...)...)
+		cmd.Env = cleanEnv()
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	t.Cleanup(func() {
+		if out, err := cli("down"); err != nil {
+			t.Errorf("cleanup down: %v\n%s", err, out)
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "supervisor.log"))
+			t.Logf("supervisor.log:\n%s", b)
+		}
+	})
+
+	out, err := cli("up")
+	if err != nil {
+		t.Fatalf("up: %v\n%s", err, out)
+	}
+	guid1 := fmt.Sprintf("127.0.0.1:%d", 8010+off)
+	for _, want := range []string{"The cluster is ready", "http://127.0.0.1:" + strconv.Itoa(8000+off) + "/demo"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("up printed:\n%s\nwant it to contain %q", out, want)
+		}
+	}
+	if got := statusLine(t, cli, "guid-1"); !strings.Contains(got, " ready ") || !strings.Contains(got, "registered") {
+		t.Errorf("status of guid-1: got %q, want ready and registered", got)
+	}
+	if out, err := cli("up"); err != nil || !strings.Contains(out, "already running") {
+		t.Errorf("second up: got %v\n%s\nwant it to report the running cluster", err, out)
+	}
+
+	if out, err := cli("kill", "guid-1"); err != nil {
+		t.Fatalf("kill: %v\n%s", err, out)
+	}
+	itest.WaitFor(t, 20*time.Second, "guid-1 stopped and gone from ZooKeeper", func() bool {
+		l := statusLine(t, cli, "guid-1")
+		return strings.Contains(l, "stopped") && strings.Contains(l, "not registered")
+	})
+	if out, err := cli("start", "guid-1"); err != nil {
+		t.Fatalf("start: %v\n%s", err, out)
+	}
+	itest.WaitFor(t, 20*time.Second, "guid-1 ready and registered again", func() bool {
+		l := statusLine(t, cli, "guid-1")
+		return strings.Contains(l, " ready ") && strings.Contains(l, " registered")
+	})
+	if out, err := cli("logs", "-n", "5", "guid-1"); err != nil || !strings.Contains(out, guid1) && !strings.Contains(out, "devcluster") {
+		t.Errorf("logs guid-1: %v\n%s", err, out)
+	}
+
+	// A supervisor that dies leaves its nodes running; down must still stop them all.
+	st, err := cluster.ReadState(dir)
+	if err != nil || st.SupervisorPid == 0 {
+		t.Fatalf("reading state: %+v, %v", st, err)
+	}
+	if err := syscall.Kill(st.SupervisorPid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cli("down"); err != nil || !strings.Contains(out, "nothing left running") {
+		t.Fatalf("down: %v\n%s", err, out)
+	}
+	if left := cluster.SessionMembers(st.SupervisorPid); len(left) > 0 {
+		t.Errorf("after down, processes of the cluster's session remain: %v", left)
+	}
+	for _, n := range st.Nodes {
+		if cluster.Alive(n.Pid, n.Bin) {
+			t.Errorf("after down, %s (pid %d) is still running", n.Name, n.Pid)
+		}
+	}
+}
+
+// statusLine returns the `devcluster status` line of node.
+func statusLine(t *testing.T, cli func(...string) (string, error), node string) string {
+	t.Helper()
+	out, err := cli("status")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, node+" ") {
+			return l + " "
+		}
+	}
+	t.Fatalf("status lists no %s:\n%s", node, out)
+	return ""
+}
+
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DEVCLUSTER_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
