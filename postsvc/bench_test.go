@@ -8,13 +8,16 @@ package postsvc_test
 // queue Redis with appendfsync always); BenchmarkWrite/writeback_url adds a link whose preview is in
 // the URL cache; BenchmarkWrite/writethrough is the baseline that INSERTs into MariaDB inside the
 // request; BenchmarkListWarm reads a page of 10 from a warm cache; BenchmarkRedisRoundTrip is the
-// ceiling of one Redis round trip. Each reports p50/p99 latency beside ns/op (which, run in
+// ceiling of one Redis round trip. BenchmarkStack repeats the write and list measurements through
+// the postsvcd binary on the full stack (real guidd, scrapd, writebackd, ZooKeeper, MariaDB). Each reports p50/p99 latency beside ns/op (which, run in
 // parallel, is the inverse of throughput).
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -226,4 +229,32 @@ func BenchmarkRedisRoundTrip(b *testing.B) {
 	c := r.Client(b)
 	ctx := context.Background()
 	runParallel(b, func(i int64) bool { return c.Ping(ctx).Err() == nil })
+}
+
+func BenchmarkStack(b *testing.B) {
+	s := newStack(b)
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, `<html><head><meta property="og:title" content="T"></head></html>`)
+	}))
+	b.Cleanup(site.Close)
+	write := func(withURL bool) func(i int64) bool {
+		return func(i int64) bool {
+			body := fmt.Appendf(nil, `{"user_id":%d,"contents":"benchmark post"}`, 1+i%1000)
+			if withURL {
+				body = fmt.Appendf(nil, `{"user_id":%d,"contents":"benchmark post","url":"%s/%d"}`, 1+i%1000, site.URL, i%50)
+			}
+			return postJSON(s.base(int(i))+"/api/v1/posts", body, 201)
+		}
+	}
+	b.Run("write", func(b *testing.B) { runParallel(b, write(false)) })
+	b.Run("write_url", func(b *testing.B) { runParallel(b, write(true)) })
+	b.Run("list_warm", func(b *testing.B) {
+		for u := range 100 {
+			get(fmt.Sprintf("%s/api/v1/posts/%d?limit=10", s.base(u), u+1))
+		}
+		runParallel(b, func(i int64) bool {
+			return get(fmt.Sprintf("%s/api/v1/posts/%d?limit=10", s.base(int(i)), 1+i%100))
+		})
+	})
 }

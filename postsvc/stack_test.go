@@ -34,7 +34,7 @@ var quiet = slog.New(slog.DiscardHandler)
 // stack is the whole system as real processes: ZooKeeper, three cache Redis shards, the queue
 // Redis (AOF), a MariaDB primary and replica, guidd, writebackd and two postsvcd.
 type stack struct {
-	t       *testing.T
+	t       testing.TB
 	zk      *itest.ZooKeeper
 	conn    *discovery.Conn
 	layout  discovery.Layout
@@ -68,7 +68,7 @@ func (s *stack) cacheNode(i int) string {
 	return s.layout.CacheNodes() + "/" + discovery.CacheNodeName(fmt.Sprintf("redis%d", i+1), s.shards[i].Addr())
 }
 
-func (s *stack) startPostsvcd(t *testing.T, wait bool) *itest.Process {
+func (s *stack) startPostsvcd(t testing.TB, wait bool) *itest.Process {
 	t.Helper()
 	port := itest.FreePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
@@ -94,7 +94,7 @@ func (s *stack) startPostsvcd(t *testing.T, wait bool) *itest.Process {
 	return p
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t testing.TB) *stack {
 	t.Helper()
 	s := &stack{t: t, layout: discovery.Layout{Root: stackRoot}, hc: &http.Client{Timeout: 15 * time.Second},
 		acked: map[uint64][]uint64{}}
