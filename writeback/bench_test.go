@@ -84,9 +84,11 @@ func BenchmarkAckToCommitLag(b *testing.B) {
 	for _, tc := range []struct {
 		rate        int // posts per second
 		concurrency int
-	}{{10, 8}, {10, 256}, {200, 256}, {1000, 256}} {
-		b.Run(fmt.Sprintf("rate=%d/conc=%d", tc.rate, tc.concurrency), func(b *testing.B) {
-			benchLag(b, e, time.Second/time.Duration(tc.rate), tc.concurrency)
+		keepWarm    time.Duration
+	}{{10, 8, 0}, {10, 256, 0}, {10, 256, 100 * time.Millisecond}, {200, 256, 100 * time.Millisecond},
+		{1000, 256, 100 * time.Millisecond}} {
+		b.Run(fmt.Sprintf("rate=%d/conc=%d/keepwarm=%s", tc.rate, tc.concurrency, tc.keepWarm), func(b *testing.B) {
+			benchLag(b, e, time.Second/time.Duration(tc.rate), tc.concurrency, tc.keepWarm)
 		})
 	}
 }
@@ -96,20 +98,25 @@ func BenchmarkAckToCommitLag(b *testing.B) {
 // gocraft/work's 5 s idle polling: the worst case for pickup latency (-benchtime 8x).
 func BenchmarkAckToCommitLagIdle(b *testing.B) {
 	e := newEnv(b)
-	for _, conc := range []int{8, 256} {
-		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) { benchLag(b, e, -6*time.Second, conc) })
+	for _, tc := range []struct {
+		conc     int
+		keepWarm time.Duration
+	}{{8, 0}, {256, 0}, {256, 100 * time.Millisecond}} {
+		b.Run(fmt.Sprintf("conc=%d/keepwarm=%s", tc.conc, tc.keepWarm), func(b *testing.B) {
+			benchLag(b, e, -6*time.Second, tc.conc, tc.keepWarm)
+		})
 	}
 }
 
 // benchLag sends b.N posts every interval; a negative interval -d means every d to d+5s, at random.
-func benchLag(b *testing.B, e *env, interval time.Duration, concurrency int) {
+func benchLag(b *testing.B, e *env, interval time.Duration, concurrency int, keepWarm time.Duration) {
 	resetTable(b, e)
 	var mu sync.Mutex
 	acked := map[uint64]time.Time{}
 	var lags []time.Duration
 	all := make(chan struct{})
 	cfg := testConfig()
-	cfg.Concurrency, cfg.BatchMax = concurrency, 256
+	cfg.Concurrency, cfg.BatchMax, cfg.KeepWarm = concurrency, 256, keepWarm
 	stop := benchService(b, e, cfg, func(ps []post.Post, at time.Time) {
 		mu.Lock()
 		defer mu.Unlock()

@@ -114,6 +114,13 @@ func newJob(p post.Post, now time.Time) ([]byte, error) {
 	return b, nil
 }
 
+// newTick returns a keep-warm job document.
+func newTick(now time.Time) ([]byte, error) {
+	var id [12]byte
+	_, _ = rand.Read(id[:])
+	return json.Marshal(job{Name: keepWarmJob, ID: hex.EncodeToString(id[:]), EnqueuedAt: now.Unix(), Args: map[string]any{}})
+}
+
 // newPool returns a redigo pool for addr whose every connection dials, reads and writes with
 // the configured timeouts. A connection idle for over a second is pinged before reuse, so the
 // first command after a Redis restart does not fail on a dead socket.

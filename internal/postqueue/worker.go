@@ -62,6 +62,10 @@ type WorkerConfig struct {
 	// ReapDeadAfter is how old a heartbeat must be for its pool to count as dead (default 30 s).
 	ReapInterval  time.Duration
 	ReapDeadAfter time.Duration
+	// KeepWarm, when positive, is how often the worker queues a no-op job for itself, so that
+	// some worker goroutine always polls at gocraft's fast steps (10 ms, 100 ms) instead of
+	// every goroutine backing off to 5 s when the queue is idle. 0 disables it. See keepwarm.go.
+	KeepWarm time.Duration
 }
 
 // Worker runs a gocraft/work worker pool for persist_post on the queue primary named by
@@ -92,8 +96,9 @@ type poolRun struct {
 	addr       string
 	rp         *redis.Pool
 	wp         *work.WorkerPool
-	stopReaper context.CancelFunc
+	stopReaper context.CancelFunc // also stops the keep-warm loop
 	reaperDone chan struct{}
+	bg         sync.WaitGroup // the keep-warm loop
 }
 
 // NewWorker returns a stopped worker. Its metric queue_jobs_total{result=done|retry|dead} goes
@@ -200,6 +205,7 @@ func (w *Worker) swap(addr string) {
 		w.log.Info("queue worker stopping", "redis", cur.addr)
 		cur.stopReaper()
 		<-cur.reaperDone
+		cur.bg.Wait()
 		cur.wp.Stop()
 		cur.rp.Close()
 		w.mu.Lock()
@@ -225,14 +231,22 @@ func (w *Worker) startPool(addr string) *poolRun {
 	wp := work.NewWorkerPool(struct{}{}, uint(w.cfg.Concurrency), w.cfg.Queue.Namespace, rp)
 	retry := w.cfg.Retry
 	wp.JobWithOptions(JobName, work.JobOptions{
+		Priority: 100, // sampled before the keep-warm job on nearly every fetch
 		MaxFails: retry.MaxFails,
 		Backoff:  func(j *work.Job) int64 { return int64(retry.Backoff(j.Fails).Round(time.Second) / time.Second) },
 	}, func(j *work.Job) error { return w.handle(rp, j) })
+	if w.cfg.KeepWarm > 0 {
+		wp.JobWithOptions(keepWarmJob, work.JobOptions{Priority: 1, MaxFails: 1, SkipDead: true},
+			func(*work.Job) error { return nil })
+	}
 	wp.Start()
 	run.wp = wp
 	ctx, cancel := context.WithCancel(context.Background())
 	run.stopReaper, run.reaperDone = cancel, make(chan struct{})
 	go w.reapLoop(ctx, run)
+	if w.cfg.KeepWarm > 0 {
+		run.bg.Go(func() { w.keepWarm(ctx, run) })
+	}
 	return run
 }
 
