@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,31 +14,6 @@ import (
 	"github.com/the-red/zkpost/internal/itest"
 	"github.com/the-red/zkpost/tools/devcluster/cluster"
 )
-
-// freeOffset finds a port offset at which every port of the topology is free, staying below the
-// ephemeral port range.
-func freeOffset(t *testing.T) int {
-	t.Helper()
-	for off := 10000; off <= 16000; off += 250 {
-		free := true
-		for _, n := range cluster.Topology {
-			if n.Port == 0 {
-				continue
-			}
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(n.Port+off))
-			if err != nil {
-				free = false
-				break
-			}
-			l.Close()
-		}
-		if free {
-			return off
-		}
-	}
-	t.Skip("no port offset with the whole topology free")
-	return 0
-}
 
 // TestCLI drives the devcluster binary as a user would: up (a background supervisor), status,
 // kill, start, logs, then down after the supervisor itself was SIGKILLed — which must still
@@ -56,8 +30,15 @@ func TestCLI(t *testing.T) {
 		itest.BuildBinary(t, pkg)
 	}
 	dir := t.TempDir()
-	off := freeOffset(t)
-	base := []string{"--dir", dir, "--bin", filepath.Dir(devcluster), "--port-offset", strconv.Itoa(off), "--no-prometheus"}
+	ports, err := cluster.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []string
+	for name, p := range ports {
+		list = append(list, name+"="+strconv.Itoa(p))
+	}
+	base := []string{"--dir", dir, "--bin", filepath.Dir(devcluster), "--ports", strings.Join(list, ","), "--no-prometheus"}
 	cli := func(args ...string) (string, error) {
 		cmd := exec.Command(devcluster, append(append([]string{}, base...), args...)...)
 		cmd.Env = cleanEnv()
@@ -78,8 +59,8 @@ func TestCLI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("up: %v\n%s", err, out)
 	}
-	guid1 := fmt.Sprintf("127.0.0.1:%d", 8010+off)
-	for _, want := range []string{"The cluster is ready", "http://127.0.0.1:" + strconv.Itoa(8000+off) + "/demo"} {
+	guid1 := fmt.Sprintf("127.0.0.1:%d", ports["guid-1"])
+	for _, want := range []string{"The cluster is ready", "http://127.0.0.1:" + strconv.Itoa(ports["postsvc-1"]) + "/demo"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("up printed:\n%s\nwant it to contain %q", out, want)
 		}

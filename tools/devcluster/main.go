@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -54,6 +55,7 @@ type options struct {
 	dir, bin, zkRoot, allowCIDR string
 	noPrometheus                bool
 	portOffset                  int
+	ports                       string
 	readyTimeout, upTimeout     time.Duration
 }
 
@@ -63,6 +65,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.zkRoot, "zk-root", "/the_red/my_service", "ZooKeeper root of the service tree")
 	fs.StringVar(&o.allowCIDR, "scrap-allow-cidr", "", "scrapd --allow-cidr (dev only), e.g. 127.0.0.0/8 to preview local pages")
 	fs.IntVar(&o.portOffset, "port-offset", 0, "added to every default port, to run a second cluster beside the first")
+	fs.StringVar(&o.ports, "ports", "", "explicit ports by node, e.g. guid-1=18010,zookeeper=12181 (beats --port-offset)")
 	fs.BoolVar(&o.noPrometheus, "no-prometheus", false, "do not run Prometheus even if installed")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", 90*time.Second, "how long one node may take to become ready")
 	fs.DurationVar(&o.upTimeout, "up-timeout", 5*time.Minute, "how long up waits for the whole cluster")
@@ -73,19 +76,40 @@ func (o options) args() []string {
 	return []string{
 		"--dir", o.dir, "--bin", o.bin, "--zk-root", o.zkRoot, "--scrap-allow-cidr", o.allowCIDR,
 		fmt.Sprintf("--no-prometheus=%v", o.noPrometheus), "--ready-timeout", o.readyTimeout.String(),
-		"--up-timeout", o.upTimeout.String(), "--port-offset", strconv.Itoa(o.portOffset),
+		"--up-timeout", o.upTimeout.String(), "--port-offset", strconv.Itoa(o.portOffset), "--ports", o.ports,
 	}
 }
 
-func (o options) config(log *slog.Logger) cluster.Config {
+func (o options) config(log *slog.Logger) (cluster.Config, error) {
+	ports, err := parsePorts(o.ports)
+	if err != nil {
+		return cluster.Config{}, err
+	}
 	cfg := cluster.Config{
 		Dir: o.dir, BinDir: o.bin, ZKRoot: o.zkRoot, ScrapAllowCIDR: o.allowCIDR,
-		ReadyTimeout: o.readyTimeout, PortOffset: o.portOffset, Log: log,
+		ReadyTimeout: o.readyTimeout, PortOffset: o.portOffset, Ports: ports, Log: log,
 	}
 	if o.noPrometheus {
 		cfg.Skip = []string{"prometheus"}
 	}
-	return cfg
+	return cfg, nil
+}
+
+// parsePorts reads "node=port,node=port".
+func parsePorts(s string) (map[string]int, error) {
+	ports := map[string]int{}
+	for _, kv := range strings.Split(s, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		name, p, ok := strings.Cut(kv, "=")
+		port, err := strconv.Atoi(p)
+		if !ok || err != nil || port <= 0 || port > 65535 {
+			return nil, fmt.Errorf("--ports: %q: want node=port", kv)
+		}
+		ports[name] = port
+	}
+	return ports, nil
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -110,7 +134,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return up(ctx, o, cl, stdout)
 	case "supervise":
 		log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-		return supervise(o.config(log), log)
+		cfg, err := o.config(log)
+		if err != nil {
+			return err
+		}
+		return supervise(cfg, log)
 	case "down":
 		return down(ctx, o, cl, rest, stdout)
 	case "status":

@@ -27,7 +27,11 @@ func up(ctx context.Context, o options, cl client, stdout io.Writer) error {
 		return status(ctx, o, cl, stdout)
 	}
 	// Fail here, in the terminal, on what can be checked before daemonizing.
-	c, err := cluster.New(o.config(nil))
+	cfg, err := o.config(nil)
+	if err != nil {
+		return err
+	}
+	c, err := cluster.New(cfg)
 	if err != nil {
 		return err
 	}
