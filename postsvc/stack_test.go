@@ -569,6 +569,19 @@ func TestStack(t *testing.T) {
 				s.checkAllWalks(fmt.Sprintf("model op %d", op))
 			}
 		}
+		// Leave every shard on the ring for the subtests that follow.
+		for i := range s.shards {
+			if !inRing[i] {
+				if down[i] {
+					s.shards[i].Client(t).FlushAll(ctx)
+				}
+				setNode(t, s.conn, s.cacheNode(i), nil)
+			}
+		}
+		for via := range s.addrs {
+			itest.WaitFor(t, 20*time.Second, "all shards back on the ring", func() bool { return s.ringMembers(via) == "3" })
+		}
+		s.checkAllWalks("model end")
 	})
 
 	t.Run("LinkPreviewThroughScrapdAndDemo", func(t *testing.T) {
