@@ -130,12 +130,6 @@ func (c *Cache) Close() {
 
 func (c *Cache) view() *ringView { return c.cur.Load() }
 
-// Members returns the shard names on the current ring and its version.
-func (c *Cache) Members() ([]string, int64) {
-	v := c.view()
-	return v.ring.Members(), v.version
-}
-
 // shardFor returns the shard owning key, or nil when the ring is empty.
 func (v *ringView) shardFor(key string) *shard {
 	name, ok := v.ring.Locate(key)

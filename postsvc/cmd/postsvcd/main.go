@@ -151,7 +151,15 @@ func readiness(conn *discovery.Conn, reg *discovery.Registration, guids *discove
 // and maps postdb's not-found to postsvc's.
 type readerStore struct{ r *postdb.Router }
 
-var _ postsvc.Store = readerStore{}
+// The concrete types main wires in satisfy the interfaces postsvc declares.
+var (
+	_ postsvc.Store          = readerStore{}
+	_ postsvc.IDSource       = (*guid.Client)(nil)
+	_ postsvc.Previewer      = (*scrap.Client)(nil)
+	_ postsvc.Queue          = (*postqueue.Enqueuer)(nil)
+	_ postsvc.QueueEndpoints = (*postqueue.Enqueuer)(nil)
+	_ postsvc.DBEndpoints    = (*postdb.Router)(nil)
+)
 
 func (s readerStore) List(ctx context.Context, userID, maxID uint64, limit int) ([]post.Post, error) {
 	st, err := s.r.Reader()
