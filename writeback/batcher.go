@@ -92,6 +92,20 @@ func (b *batcher) run() {
 }
 
 func (b *batcher) gather(batch []*request) []*request {
+	// Whatever is already waiting joins at once: under load the posts that arrive during one
+	// commit make the next batch, with no waiting at all.
+	for len(batch) < b.max {
+		select {
+		case r := <-b.in:
+			batch = append(batch, r)
+			continue
+		default:
+		}
+		break
+	}
+	if b.wait <= 0 || len(batch) == b.max {
+		return batch
+	}
 	t := time.NewTimer(b.wait)
 	defer t.Stop()
 	for len(batch) < b.max {

@@ -44,20 +44,42 @@ func resetTable(b *testing.B, e *env) {
 
 // BenchmarkDrain measures how fast a backlog of b.N posts drains into MariaDB with group commit
 // (up to 256 rows a statement) and with one row a statement, both with 256 jobs in flight.
-// Reported: posts/s and rows per statement.
+// Reported: posts/s and rows per statement. "durable" runs with innodb_flush_log_at_trx_commit=1
+// and sync_binlog=1 (an fsync per commit, as production runs); "fast" with the test servers'
+// flush-at-commit=2, which skips the fsync.
 func BenchmarkDrain(b *testing.B) {
 	e := newEnv(b)
+	for _, durable := range []bool{false, true} {
+		mode := "fast"
+		flush, syncBinlog := 2, 0
+		if durable {
+			mode, flush, syncBinlog = "durable", 1, 1
+		}
+		for _, stmt := range []string{
+			fmt.Sprintf("SET GLOBAL innodb_flush_log_at_trx_commit = %d", flush),
+			fmt.Sprintf("SET GLOBAL sync_binlog = %d", syncBinlog),
+		} {
+			if _, err := e.sql.Exec(stmt); err != nil {
+				b.Fatalf("%s: %v", stmt, err)
+			}
+		}
+		benchDrain(b, e, mode)
+	}
+}
+
+func benchDrain(b *testing.B, e *env, mode string) {
 	for _, tc := range []struct {
-		name     string
-		batchMax int
-	}{{"group", 256}, {"single", 1}} {
-		b.Run(tc.name, func(b *testing.B) {
+		name      string
+		batchMax  int
+		batchWait time.Duration
+	}{{"group", 256, 2 * time.Millisecond}, {"single", 1, 0}} {
+		b.Run(mode+"/"+tc.name, func(b *testing.B) {
 			resetTable(b, e)
 			enqueueAll(b, e.enq, 1, b.N, 32)
 			var rows, stmts atomic.Int64
 			all := make(chan struct{})
 			cfg := testConfig()
-			cfg.Concurrency, cfg.BatchMax = 256, tc.batchMax
+			cfg.Concurrency, cfg.BatchMax, cfg.BatchWait = 256, tc.batchMax, tc.batchWait
 			start := time.Now()
 			stop := benchService(b, e, cfg, func(ps []post.Post, _ time.Time) {
 				stmts.Add(1)

@@ -13,12 +13,19 @@
 //     the dead set at once, since retrying cannot help; every other failure is retried with the
 //     caller's policy (the library's default, 4 fails, kills a job within minutes).
 //   - Job outcomes and queue depth are exported as metrics.
+//   - Pickup latency on an idle queue: gocraft's idle worker goroutines back off their polling to
+//     5 s (and stay nearly in step, so more goroutines hardly help); an optional keep-warm no-op
+//     job keeps one goroutine polling fast (keepwarm.go).
+//   - Dead pools: gocraft re-queues a killed process's in-flight jobs only from its reaper, 10 s
+//     after a pool starts and then every ~10 min. A restarted process thus recovers its
+//     predecessor's jobs in ~10 s; for an instance that dies for good while others run, every
+//     Worker also reaps pools silent for 30 s, once a minute (reaper.go).
+//   - While its Redis is down, the worker pool's dials are paced (dialGate) instead of failing
+//     every 10 ms in every goroutine.
 //
-// Library behaviours that remain (DESIGN §7): an idle worker goroutine backs off its polling up
-// to 5 s, so pickup latency at low load depends on how many goroutines poll; a killed process's
-// in-flight jobs are re-queued only when some pool's reaper finds its heartbeat stale (10 s after
-// a pool starts, then every ~10 min); and the library prints its own errors to stdout
-// ("ERROR: worker.fetch - ...") rather than through our logger.
+// What remains of the library: it prints its own errors to stdout ("ERROR: worker.fetch - ...")
+// rather than through our logger, and EnqueueUnique's (nil, nil) for a duplicate is avoided by
+// not using it.
 package postqueue
 
 import (
