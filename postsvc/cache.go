@@ -177,13 +177,15 @@ func parseCoverage(s string) coverage {
 	return coverage{version: ver, x: low, ok: true}
 }
 
-// trimLua trims a list to its newest max members and, when it removed any, raises the coverage
-// marker to the oldest member left: the marker stays true, since only the oldest were removed.
+// trimLua trims a list to its newest max members and, whenever the list is full, raises the
+// coverage marker to the oldest member left. A full list may have been trimmed before, by this
+// step or an earlier one, so a marker just written below its oldest member (by a merge that read
+// before the trim) would claim ids that are gone; raising it keeps every claim true.
 const trimLua = `
 local function trim(pl, plc, max)
   local n = redis.call('ZCARD', pl)
-  if n <= max then return 0 end
-  redis.call('ZREMRANGEBYRANK', pl, 0, n - max - 1)
+  if n < max then return 0 end
+  if n > max then redis.call('ZREMRANGEBYRANK', pl, 0, n - max - 1) end
   local cov = redis.call('GET', plc)
   if cov then
     local v, x = string.match(cov, '^(.-):(%d+)$')
@@ -192,7 +194,7 @@ local function trim(pl, plc, max)
       redis.call('SET', plc, v .. ':' .. low, 'KEEPTTL')
     end
   end
-  return n - max
+  return math.max(n - max, 0)
 end
 `
 

@@ -12,11 +12,11 @@ package postsvc
 //     across shard changes) and the page's limit+1 ids all lie at or above X — or X is 0 (the list
 //     holds everything) and the list runs out first.
 //   - Otherwise the cache's top limit+1 ids ≤ f are merged with the database's top limit+1, the
-//     merged page is returned, and its ids are ZADDed back with the new marker: X = the oldest
-//     database row read (or 0 when the database ran out), recorded outright for a first page and as
-//     an extension of a marker that already reaches f for a later one.
+//     merged page is returned, and its ids are ZADDed back with the new marker: X = the lowest id
+//     down to which both sources were read in full (0 when both ran out), recorded outright for a
+//     first page and as an extension of a marker that already reaches f for a later one.
 //   - A merge never deletes: a write landing during a rebuild is ZADDed and stays. Trims raise X to
-//     the oldest id kept, in the same Lua step. A marker whose list vanished (expired, evicted) is
+//     the oldest id kept whenever the list is full, in the same Lua step. A marker whose list vanished (expired, evicted) is
 //     ignored, and a merge does not claim coverage when the list vanished under it.
 //
 // Posts in flight: a post whose job is queued but not yet persisted is in the list only if its
@@ -35,6 +35,7 @@ import (
 	"slices"
 
 	"github.com/the-red/zkpost/internal/httpapi"
+	"github.com/the-red/zkpost/internal/post"
 )
 
 // Page returns up to q.Limit posts of q.UserID with id ≤ q.MaxID, newest first, in their client
@@ -93,8 +94,7 @@ func (s *Service) mergedPage(ctx context.Context, q listQuery, sh *shard, view *
 	}
 	fromDB := make(map[uint64][]byte, len(rows))
 	dbIDs := make([]uint64, 0, len(rows))
-	var oldest uint64
-	for i, r := range rows {
+	for _, r := range rows {
 		if r.UserID != q.UserID || (q.MaxID != 0 && r.ID > q.MaxID) {
 			continue // a store bug must not leak another user's post
 		}
@@ -104,9 +104,6 @@ func (s *Service) mergedPage(ctx context.Context, q listQuery, sh *shard, view *
 		}
 		fromDB[r.ID] = body
 		dbIDs = append(dbIDs, r.ID)
-		if i == 0 || r.ID < oldest {
-			oldest = r.ID
-		}
 	}
 	merged := mergeDesc(cached.ids, dbIDs)
 	page, next := merged, uint64(0)
@@ -117,14 +114,28 @@ func (s *Service) mergedPage(ctx context.Context, q listQuery, sh *shard, view *
 	if err != nil || sh == nil {
 		return posts, next, err
 	}
-	x := uint64(0) // the database holds nothing older below f
+	// The merge saw everything at or above x from both sources: the database's rows down to its
+	// oldest row read (or all of them, when it ran out), the cache's ids down to its oldest read
+	// (or all of them).
+	x := uint64(0)
 	if len(rows) > q.Limit {
-		x = oldest
+		x = max(x, minID(rows))
+	}
+	if len(cached.ids) > q.Limit {
+		x = max(x, slices.Min(cached.ids))
 	}
 	settled := s.now().Sub(view.since) >= s.cfg.Settle
 	s.fill(ctx, sh, fillArgs{uid: q.UserID, version: view.version, from: q.MaxID, claim: settled, newX: x,
 		listExisted: cached.exists, ids: idsAtLeast(merged, x), bodies: missing(fromDB, cached.bodies)})
 	return posts, next, nil
+}
+
+func minID(rows []post.Post) uint64 {
+	m := rows[0].ID
+	for _, r := range rows[1:] {
+		m = min(m, r.ID)
+	}
+	return m
 }
 
 // mergeDesc merges two id lists into one, newest first, without duplicates.
