@@ -76,16 +76,16 @@ func TestKillNineExactlyOnce(t *testing.T) {
 		return err == nil && len(kids) == 1 && kids[0] == addr
 	})
 
-	const total = 3000
+	const total, step = 6000, 12
 	var mu sync.Mutex
 	acked := map[uint64]bool{}
 	produced := make(chan struct{})
-	go func() { // about 300 posts a second from 4 producers
+	go func() { // up to ~1,200 posts a second, so that jobs are in flight whenever the kill comes
 		defer close(produced)
 		pace := time.NewTicker(10 * time.Millisecond)
 		defer pace.Stop()
-		for next := uint64(1); next <= total; next += 3 {
-			for id, ok := range enqueueAll(t, e.enq, next, 3, 3) {
+		for next := uint64(1); next <= total; next += step {
+			for id, ok := range enqueueAll(t, e.enq, next, step, 4) {
 				mu.Lock()
 				acked[id] = ok
 				mu.Unlock()
@@ -94,10 +94,10 @@ func TestKillNineExactlyOnce(t *testing.T) {
 		}
 	}()
 
-	for _, at := range []int{400, 1500} {
-		itest.WaitFor(t, 60*time.Second, fmt.Sprintf("%d rows before the kill", at), func() bool {
+	for _, at := range []int{800, 3000} {
+		itest.WaitFor(t, 60*time.Second, fmt.Sprintf("%d rows and jobs in flight before the kill", at), func() bool {
 			rows, _ := countRows(t, e.sql)
-			return rows >= at
+			return rows >= at && inProgress(t, e) >= 5
 		})
 		d.Kill()
 		rows, _ := countRows(t, e.sql)
