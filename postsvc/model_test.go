@@ -27,8 +27,9 @@ func TestPaginationModel(t *testing.T) {
 		c.CoverageTTL = time.Hour // expiry is simulated below, never waited for
 	})
 	h.ids.skewEvery = 7
-	rnd := rand.New(rand.NewPCG(42, uint64(time.Now().UnixNano())))
-	t.Logf("seed stream: %v", rnd.Uint64())
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rnd := rand.New(rand.NewPCG(42, seed))
 	users := []uint64{1, 2, 3, 1 << 40, 1<<63 + 5, 77}
 	alive := []int{0, 1, 2}
 	down := map[int]bool{}

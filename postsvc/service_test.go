@@ -87,6 +87,13 @@ func TestCacheFailureNeverFailsRequests(t *testing.T) {
 			t.Fatalf("get with shards dead: %d %s", r.status, r.body)
 		}
 	}
+	m := string(h.do("GET", "/metrics", "").body)
+	for _, want := range []string{`postsvc_cache_ops_total{kind="list",result="error"}`, `postsvc_cache_ops_total{kind="write",result="error"}`,
+		`postsvc_db_fallbacks_total{reason="cache_error"}`, `postsvc_cache_ring_members 3`, `http_requests_total{route="posts_list",status="200"}`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 	// The ring loses the dead shards: everything is served from the database alone.
 	h.setAlive()
 	for uid := uint64(100); uid < 106; uid++ {
