@@ -9,9 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/guid"
@@ -62,6 +65,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	log.Info("config", flagenv.Describe(fs, "db-password")...)
+	// go-redis logs every failed dial to a dead shard on stderr through a process-wide logger;
+	// main owns the process, so it routes those lines to slog at debug level.
+	redis.SetLogger(redisLogger{log})
 
 	conn, err := discovery.Dial(zcfg, log)
 	if err != nil {
@@ -145,6 +151,12 @@ func readiness(conn *discovery.Conn, reg *discovery.Registration, guids *discove
 			return nil
 		}},
 	}
+}
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, args ...any) {
+	l.log.Debug("redis client", "msg", fmt.Sprintf(format, args...))
 }
 
 // readerStore reads through the router's current reader (a healthy replica, else the primary)
