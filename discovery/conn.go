@@ -62,11 +62,15 @@ type Conn struct {
 	zk  *zk.Conn
 	log *slog.Logger
 
-	mu        sync.Mutex
-	sessionID int64 // of the current session, 0 while there is none
-	connected bool  // true while the client holds a live session
-	changed   chan struct{}
-	closed    bool
+	mu          sync.Mutex
+	sessionID   int64 // of the current session, 0 while there is none
+	connected   bool  // true while the client holds a live session
+	changed     chan struct{}
+	closed      bool
+	sessions    uint64 // sessions established (new session ids), for metrics
+	disconnects uint64 // losses of a live session, for metrics
+
+	watchers map[*Watcher]struct{} // live watchers, for metrics
 }
 
 // Dial starts connecting to ZooKeeper and returns at once: a daemon must start, and serve what it
@@ -80,7 +84,7 @@ func Dial(cfg Config, log *slog.Logger) (*Conn, error) {
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = 10 * time.Second
 	}
-	c := &Conn{log: log, changed: make(chan struct{})}
+	c := &Conn{log: log, changed: make(chan struct{}), watchers: map[*Watcher]struct{}{}}
 	// Hold the lock until c.zk is set: the client's first events may arrive before Connect returns.
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -105,16 +109,24 @@ func (c *Conn) onEvent(ev zk.Event) {
 	defer c.mu.Unlock()
 	switch ev.State {
 	case zk.StateHasSession:
+		id := c.zk.SessionID()
+		if id != c.sessionID {
+			c.sessions++
+		}
 		c.connected = true
-		c.sessionID = c.zk.SessionID()
+		c.sessionID = id
 		c.log.Info("zk session", "session", fmt.Sprintf("%#x", c.sessionID), "server", ev.Server)
 	case zk.StateDisconnected, zk.StateConnecting:
 		if !c.connected {
 			return // reconnect attempts while down: nothing new to tell anyone
 		}
 		c.connected = false
+		c.disconnects++
 		c.log.Warn("zk disconnected", "server", ev.Server)
 	case zk.StateExpired:
+		if c.connected {
+			c.disconnects++
+		}
 		c.connected = false
 		c.sessionID = 0
 		c.log.Warn("zk session expired")

@@ -82,6 +82,9 @@ func (c *Conn) watch(p string, children bool, opts WatchOptions) *Watcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Watcher{conn: c, path: p, children: children, opts: opts, cancel: cancel,
 		done: make(chan struct{}), updated: make(chan struct{})}
+	c.mu.Lock()
+	c.watchers[w] = struct{}{}
+	c.mu.Unlock()
 	go w.loop(ctx)
 	return w
 }
@@ -114,6 +117,9 @@ func (w *Watcher) Wait(ctx context.Context, cond func(Snapshot) bool) (Snapshot,
 func (w *Watcher) Stop() {
 	w.cancel()
 	<-w.done
+	w.conn.mu.Lock()
+	delete(w.conn.watchers, w)
+	w.conn.mu.Unlock()
 }
 
 func (w *Watcher) loop(ctx context.Context) {
