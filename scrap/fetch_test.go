@@ -163,7 +163,7 @@ func listenCounting(t testing.TB, addr string) *acceptCounter {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Skipf("cannot listen on %s: %v", addr, err)
+		t.Fatalf("cannot listen on %s: %v", addr, err)
 	}
 	a := countAccepts(ln)
 	t.Cleanup(func() { ln.Close() })
