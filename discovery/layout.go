@@ -37,6 +37,10 @@ func (l Layout) Queue() string { return path.Join(l.Root, "queue", "sidekiq") }
 // DB returns the node describing the database endpoints.
 func (l Layout) DB() string { return path.Join(l.Root, "db") }
 
+// RedismonNodes returns the directory where redismon instances register their serverset nodes,
+// so Prometheus discovers them like the services (an extension of DESIGN §3).
+func (l Layout) RedismonNodes() string { return l.Nodes("redismon") }
+
 // RedismonLeader returns the directory of redismon's leader election.
 func (l Layout) RedismonLeader() string { return path.Join(l.Root, "redismon", "leader") }
 

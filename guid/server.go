@@ -295,12 +295,6 @@ func newServerMetrics(reg *prometheus.Registry, s *Server) *serverMetrics {
 			return -1
 		}),
 		gauge("guid_datacenter_id", "Configured datacenter id.", func() float64 { return float64(s.cfg.Datacenter) }),
-		gauge("guid_zk_session_connected", "1 while connected to ZooKeeper with a session.", func() float64 {
-			if _, ok := s.conn.Session(); ok {
-				return 1
-			}
-			return 0
-		}),
 		counter("guid_clock_backwards_errors_total", "Requests refused because the clock moved back too far.", &s.counters.BackwardsErrors),
 		counter("guid_clock_backwards_waits_total", "Small backwards clock steps waited out.", &s.counters.BackwardsWaits),
 		counter("guid_sequence_overflow_waits_total", "Waits for the next millisecond after 4096 IDs in one.", &s.counters.OverflowWaits),

@@ -56,11 +56,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer conn.Close()
+	reg := metrics.NewRegistry()
+	if err := conn.RegisterMetrics(reg); err != nil {
+		return err
+	}
 	cfg.SessionTimeout = zcfg.SessionTimeout
 	srv, err := guid.New(cfg, guid.Deps{
 		Conn:     conn,
 		Layout:   discovery.Layout{Root: zcfg.Root},
-		Registry: metrics.NewRegistry(),
+		Registry: reg,
 		Log:      log,
 	})
 	if err != nil {

@@ -65,6 +65,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer conn.Close()
 	reg := metrics.NewRegistry()
+	if err := conn.RegisterMetrics(reg); err != nil {
+		return err
+	}
 	svc, err := scrap.NewService(cfg, scrap.Deps{Log: log, Metrics: reg})
 	if err != nil {
 		return err

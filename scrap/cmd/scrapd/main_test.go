@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
+	"github.com/the-red/zkpost/internal/daemontest"
 	"github.com/the-red/zkpost/internal/itest"
 )
 
@@ -90,4 +91,47 @@ func TestScrapd(t *testing.T) {
 	if log := p.Log(); !strings.Contains(log, "zk registered") || !strings.Contains(log, "stopped") {
 		t.Errorf("log lacks the register/stop events:\n%s", log)
 	}
+}
+
+// TestLifecycle: scrapd starts with ZooKeeper down and serves (its job needs no ZooKeeper, so it
+// is ready), registers once ZooKeeper is up, counts requests and errors by kind, and deletes its
+// node on SIGTERM.
+func TestLifecycle(t *testing.T) {
+	z := itest.StartZooKeeper(t)
+	port := itest.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	base := "http://" + addr
+	layout := discovery.Layout{Root: "/scrapd_lifecycle"}
+	daemontest.Lifecycle{
+		ZK: z, Base: base, Root: layout.Root, NodeDir: layout.Nodes("scrap"), Node: addr, ReadyWithoutZooKeeper: true,
+		Spec: itest.DaemonSpec{Name: "scrapd", Bin: itest.BuildBinary(t, "./scrap/cmd/scrapd"), Args: []string{
+			"--listen", addr, "--zk", z.Addr(), "--zk-root", layout.Root, "--zk-session-timeout", "4s", "--log-format", "text",
+		}},
+		WhileReady: func(t *testing.T) {
+			for _, tc := range []struct {
+				target string
+				want   int
+			}{
+				{"not a url", 400},
+				{"http://10.0.0.1/", 403},
+				{"http://169.254.169.254/latest/meta-data/", 403},
+			} {
+				if code, body := daemontest.Get(t, base+"/api/v1/scrap?url="+url.QueryEscape(tc.target)); code != tc.want {
+					t.Errorf("scrap %q: got %d %s, want %d", tc.target, code, body, tc.want)
+				}
+			}
+			m := daemontest.Metrics(t, base)
+			for series, want := range map[string]string{
+				`http_requests_total{route="scrap",status="400"}`:          "1",
+				`http_requests_total{route="scrap",status="403"}`:          "2",
+				`http_errors_total{error="invalid_url",route="scrap"}`:     "1",
+				`http_errors_total{error="blocked_address",route="scrap"}`: "2",
+				`http_request_duration_seconds_count{route="scrap"}`:       "3",
+			} {
+				if got := m[series]; got != want {
+					t.Errorf("%s: got %q, want %q", series, got, want)
+				}
+			}
+		},
+	}.Run(t)
 }
