@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	zcfg.RegisterFlags(fs)
 	dcfg.RegisterFlags(fs)
 	qcfg.RegisterFlags(fs)
+	qcfg.RegisterEnqueueFlags(fs)
 	lcfg.RegisterFlags(fs)
 	if err := flagenv.Parse(fs, binary, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -76,6 +77,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer conn.Close()
 	layout := discovery.Layout{Root: zcfg.Root}
 	reg := metrics.NewRegistry()
+	if err := conn.RegisterMetrics(reg); err != nil {
+		return err
+	}
 
 	guids := conn.NewBalancer(layout.Nodes("guid"))
 	defer guids.Stop()

@@ -67,7 +67,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer conn.Close()
 
-	svc, err := writeback.New(cfg, log, metrics.NewRegistry())
+	reg := metrics.NewRegistry()
+	if err := conn.RegisterMetrics(reg); err != nil {
+		return err
+	}
+	svc, err := writeback.New(cfg, log, reg)
 	if err != nil {
 		return err
 	}
@@ -91,13 +95,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		svc.Close()
 		return err
 	}
-	reg := conn.Register(layout.Nodes("writeback"), addr, data)
-	svc.SetRegistered(reg.Registered)
+	registration := conn.Register(layout.Nodes("writeback"), addr, data)
+	svc.SetRegistered(registration.Registered)
 	log.Info("serving", "addr", svc.Addr().String(), "advertise", addr)
 
 	runErr := svc.Run(ctx)
 	log.Info("shutting down")
-	if err := reg.Close(); err != nil {
+	if err := registration.Close(); err != nil {
 		log.Warn("zk deregister failed", "err", err)
 	}
 	if err := svc.Close(); err != nil {

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"path"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/the-red/zkpost/discovery"
+	"github.com/the-red/zkpost/internal/daemontest"
+	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/post"
+	"github.com/the-red/zkpost/internal/postqueue"
+)
+
+// TestLifecycle: writebackd starts with ZooKeeper down (alive; not ready, since the database and
+// the queue are named in ZooKeeper), becomes ready once they are, persists a queued post, and
+// exposes the queue depth, the batch sizes, the queue latency and the ZooKeeper session. On
+// SIGTERM its node goes before it exits.
+func TestLifecycle(t *testing.T) {
+	z := itest.StartZooKeeper(t)
+	db := itest.StartMariaDB(t)
+	sqlDB := db.DB(t, "zkpost")
+	queue := itest.StartRedis(t, itest.RedisOptions{AOF: true})
+	const namespace = "wb_lifecycle"
+
+	port := itest.FreePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	base := "http://" + addr
+	layout := discovery.Layout{Root: "/writebackd_lifecycle"}
+	daemontest.Lifecycle{
+		ZK: z, Base: base, Root: layout.Root, NodeDir: layout.Nodes("writeback"), Node: addr,
+		Spec: itest.DaemonSpec{Name: "writebackd", Bin: itest.BuildBinary(t, "./writeback/cmd/writebackd"), Args: []string{
+			"--listen", addr, "--zk", z.Addr(), "--zk-root", layout.Root, "--zk-session-timeout", "4s",
+			"--db-user", "root", "--db-name", "zkpost", "--queue-namespace", namespace, "--log-format", "text",
+		}},
+		OnZooKeeperUp: func(t *testing.T, conn *discovery.Conn) {
+			create(t, conn, layout.DB(), mustJSON(discovery.DBEndpoints{Primary: db.Addr()}))
+			create(t, conn, layout.Queue(), mustJSON(discovery.QueueEndpoints{Primary: queue.Addr()}))
+		},
+		WhileReady: func(t *testing.T) {
+			enq := postqueue.NewEnqueuer(postqueue.Config{Namespace: namespace}, slog.New(slog.DiscardHandler))
+			defer enq.Close()
+			enq.SetEndpoints(discovery.QueueEndpoints{Primary: queue.Addr()})
+			p := post.Post{ID: 1 << 40, UserID: 7, Contents: "lifecycle", CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+			if err := enq.Enqueue(context.Background(), p); err != nil {
+				t.Fatal(err)
+			}
+			itest.WaitFor(t, 20*time.Second, "the post in the database", func() bool {
+				var n int
+				return sqlDB.QueryRow("SELECT COUNT(*) FROM posts WHERE post_id = ?", p.ID).Scan(&n) == nil && n == 1
+			})
+			daemontest.WaitMetric(t, base, "writeback_batch_size_count", 1)
+			daemontest.WaitMetric(t, base, "writeback_queue_latency_seconds_count", 1)
+			daemontest.WaitMetric(t, base, `writeback_batches_total{result="ok"}`, 1)
+			daemontest.WaitMetric(t, base, `writeback_queue_jobs{state="queued"}`, 0)
+			daemontest.RequireSeries(t, base,
+				`writeback_queue_jobs{state="dead"}`, `writeback_queue_jobs{state="retry"}`,
+				`db_endpoint_healthy{addr="`+db.Addr()+`",role="primary"}`,
+				`zk_watch_snapshot_age_seconds{path="`+layout.DB()+`"}`,
+				`zk_watch_snapshot_age_seconds{path="`+layout.Queue()+`"}`,
+				`http_requests_total{route="readyz",status="200"}`)
+		},
+	}.Run(t)
+}
+
+func create(t *testing.T, conn *discovery.Conn, p string, data []byte) {
+	t.Helper()
+	ok := itest.Eventually(10*time.Second, func() bool {
+		if err := conn.EnsurePath(path.Dir(p)); err != nil {
+			return false
+		}
+		_, err := conn.ZK().Create(p, data, 0, zk.WorldACL(zk.PermAll))
+		return err == nil
+	})
+	if !ok {
+		t.Fatalf("creating %s", p)
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
