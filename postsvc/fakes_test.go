@@ -90,6 +90,7 @@ type memDB struct {
 	rows    map[uint64]post.Post
 	pending []post.Post
 	failQ   atomic.Bool                   // Enqueue fails while set
+	front   atomic.Pointer[Queue]         // when set, Enqueue goes through it first and fails with it
 	failDB  atomic.Bool                   // List/Get fail while set
 	gate    atomic.Pointer[chan struct{}] // Enqueue waits for it to close when set
 	entered chan struct{}                 // receives once per Enqueue that waits on the gate
@@ -101,6 +102,11 @@ func newMemDB() *memDB { return &memDB{rows: map[uint64]post.Post{}, entered: ma
 func (m *memDB) Enqueue(ctx context.Context, p post.Post) error {
 	if m.failQ.Load() {
 		return errors.New("queue down")
+	}
+	if q := m.front.Load(); q != nil {
+		if err := (*q).Enqueue(ctx, p); err != nil {
+			return err
+		}
 	}
 	if g := m.gate.Load(); g != nil {
 		m.entered <- struct{}{}

@@ -9,9 +9,13 @@
 // behind, and a crash between the two steps leaves a durable job whose post appears once persisted.
 // The reverse order would let a crash between cache write and enqueue leave a visible post that is
 // never persisted. A cache failure after the enqueue is logged and the write still succeeds
-// (semantic 5); the author then sees the post once it is persisted (semantic 3). One ambiguity
-// remains, as with any remote call: an enqueue that times out after the queue Redis took the job
-// answers 503, yet the post is persisted later. Clients that retry then write a second post.
+// (semantic 5); the author then sees the post once it is persisted (semantic 3). "Durably" means
+// on the queue primary's disk and, while a replica is attached, on a replica too, so a queue
+// failover cannot lose an acknowledged post (postqueue's package doc). One ambiguity remains, as
+// with any remote call: when the queue stops answering after the push was sent, the enqueuer
+// tries to withdraw the job; if it cannot prove the job gone (postqueue.ErrMaybeQueued: the logged
+// error says "the job may still be queued"), the client gets 503, yet the post may be persisted later. A client that
+// retries then writes a second post.
 //
 // # Read path and semantic 4
 //

@@ -4,8 +4,9 @@
 //
 // What the wrapper adds to the library:
 //   - Enqueue takes a context and returns nil only once the queue Redis acknowledged the LPUSH
-//     (with appendfsync always, that is durable); the redigo pools dial, read and write with
-//     timeouts, so a dead or hung queue fails a write fast instead of hanging it.
+//     (with appendfsync always, that is durable) and, with a replica attached, once a replica
+//     has it too (see "Replication and failover" below); the redigo pools dial, read and write
+//     with timeouts, so a dead or hung queue fails a write fast instead of hanging it.
 //   - Both sides follow R/queue/sidekiq: SetEndpoints switches to a promoted primary without a
 //     restart (the Worker stops its pool, letting in-flight jobs finish, and starts a new one).
 //   - Job arguments carry ids as strings (post.Args): the library decodes numbers as float64.
@@ -22,6 +23,41 @@
 //     Worker also reaps pools silent for 30 s, once a minute (reaper.go).
 //   - While its Redis is down, the worker pool's dials are paced (dialGate) instead of failing
 //     every 10 ms in every goroutine.
+//
+// # Replication and failover
+//
+// redismon promotes a secondary when the queue primary dies and later makes the old primary a
+// replica of it, which discards whatever the promoted node had not received. A job acknowledged
+// after the primary's fsync alone could be lost that way. So when the queue node lists
+// secondaries, Enqueue sends WAIT 1 <ReplicaWait> in the same round trip as the LPUSH:
+//   - a replica acknowledged → the job is on two nodes, and the write is acknowledged;
+//   - none did in time → the job is withdrawn (LREM of its exact bytes; every job has a random
+//     id, so they are unique). Removed → ErrNotReplicated: the job is gone and the post will
+//     never appear. Nothing removed → a worker already moved the job to its in-progress list;
+//     it is being persisted, so the write is acknowledged.
+//
+// Whether to WAIT is decided from a background poll of the primary's INFO replication (once a
+// second), not per request: WAIT runs while at least one replica is online and acknowledged
+// within the last replicaMaxLag seconds, or while that is not known yet. The alternative,
+// always waiting when secondaries are listed, would refuse every write after a failover, since
+// redismon lists the dead old primary as a secondary until it returns. The price is a window
+// of single-copy acknowledgements whenever no replica is attached (the replica is down, the old
+// primary has not rejoined yet, or a hung replica passed replicaMaxLag): a second failure in
+// that window — the primary lost and a stale secondary promoted — loses those jobs. Writes are
+// refused only for the few seconds it takes the poll to notice a replica went away.
+//
+// # What a failed Enqueue means
+//
+// Every error means "not queued" except one wrapping ErrMaybeQueued. When a push got no reply
+// (timeout, dropped connection, canceled context), the job may or may not be in the list, so
+// Enqueue tries, once and bounded by the dial and I/O timeouts, to LREM it over a new
+// connection: removed → the refusal is true. When that fails too (the primary is unreachable or
+// hung) or removes nothing (the LPUSH never arrived, is still in flight, or a worker took the
+// job), the error wraps ErrMaybeQueued: the client is refused, yet the post may still be
+// persisted once the primary processes the push. Residual cases of the same kind: a withdrawal
+// that ran on the primary but not yet on a replica that had the push, followed by a failover,
+// brings the job back; a worker that took an unreplicated job and crashed together with the
+// primary loses it (its in-progress list was on the primary).
 //
 // What remains of the library: it prints its own errors to stdout ("ERROR: worker.fetch - ...")
 // rather than through our logger, and EnqueueUnique's (nil, nil) for a duplicate is avoided by
@@ -54,6 +90,10 @@ type Config struct {
 	// DialTimeout bounds connecting; IOTimeout bounds each command's write and reply.
 	DialTimeout time.Duration
 	IOTimeout   time.Duration
+	// ReplicaWait is how long Enqueue waits for a replica of the queue primary to acknowledge
+	// a job (WAIT 1 <ReplicaWait>) when the queue node lists secondaries; 0 never waits. Only
+	// the enqueuing side uses it (RegisterEnqueueFlags).
+	ReplicaWait time.Duration
 }
 
 // RegisterFlags adds --queue-namespace, --queue-dial-timeout and --queue-io-timeout to fs.
@@ -61,6 +101,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Namespace, "queue-namespace", "the_red", "gocraft/work namespace of the write-back queue")
 	fs.DurationVar(&c.DialTimeout, "queue-dial-timeout", time.Second, "queue Redis connect timeout")
 	fs.DurationVar(&c.IOTimeout, "queue-io-timeout", 2*time.Second, "queue Redis command timeout")
+}
+
+// RegisterEnqueueFlags adds the enqueuing side's --queue-replica-wait to fs.
+func (c *Config) RegisterEnqueueFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.ReplicaWait, "queue-replica-wait", 250*time.Millisecond,
+		"how long a write waits for a queue replica to acknowledge its job before it is refused (0: never wait)")
 }
 
 func (c Config) withDefaults() Config {

@@ -1,0 +1,4 @@
+package postqueue
+
+// CountAttached exposes countAttached to the external tests.
+var CountAttached = countAttached

@@ -1,0 +1,58 @@
+package postsvc
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/the-red/zkpost/discovery"
+	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/postqueue"
+)
+
+// TestWriteRefusedWhenQueueReplicaHung runs writes through a real enqueuer whose queue primary
+// has a listed, attached replica. While the replica hangs, no replica can acknowledge a job, so a
+// failover could lose it: the write is refused with 503, and neither the cache, the database nor
+// the queue keeps a trace of it.
+func TestWriteRefusedWhenQueueReplicaHung(t *testing.T) {
+	primary := itest.StartRedis(t, itest.RedisOptions{AOF: true})
+	replica := itest.StartRedis(t, itest.RedisOptions{AOF: true, ReplicaOf: primary.Addr()})
+	itest.WaitFor(t, 20*time.Second, "queue replica in sync", func() bool {
+		info, err := replica.Client(t).Info(context.Background(), "replication").Result()
+		return err == nil && strings.Contains(info, "master_link_status:up")
+	})
+	enq := postqueue.NewEnqueuer(postqueue.Config{Namespace: "svc", ReplicaWait: 250 * time.Millisecond}, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { enq.Close() })
+	enq.SetEndpoints(discovery.QueueEndpoints{Primary: primary.Addr(), Secondary: []string{replica.Addr()}})
+	h := newHarness(t, 3, nil)
+	var q Queue = enq
+	h.db.front.Store(&q)
+
+	before := h.write(7, "kept", "")
+	replica.Pause()
+	r := h.do("POST", "/api/v1/posts", `{"user_id":7,"contents":"lost"}`)
+	jobs, err := primary.Client(t).LLen(context.Background(), "svc:jobs:"+postqueue.JobName).Result()
+	replica.Resume()
+	if r.status != 503 || !strings.Contains(string(r.body), `"error":"unavailable"`) {
+		t.Fatalf("write with the queue replica hung: got %d %s, want 503 in the envelope", r.status, r.body)
+	}
+	if err != nil || jobs != 1 {
+		t.Fatalf("jobs on the queue primary: got %d (%v), want 1 (the refused job withdrawn)", jobs, err)
+	}
+	h.db.persist()
+	if got, want := h.walk(7, 10), []uint64{before.ID}; !slices.Equal(got, want) {
+		t.Fatalf("timeline after the refused write: got %v, want %v", got, want)
+	}
+	for _, s := range h.shards {
+		keys, err := s.Client(t).Keys(context.Background(), "post:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.ContainsFunc(keys, func(k string) bool { return k != postKey(before.ID) }) {
+			t.Fatalf("shard %s holds %v after a refused write", s.Addr(), keys)
+		}
+	}
+}
