@@ -33,6 +33,9 @@ type batcher struct {
 	stop    chan struct{}
 	done    chan struct{}
 	batches atomic.Int64 // statements issued
+	// base parents every statement's context; abort cancels it.
+	base  context.Context
+	abort context.CancelFunc
 }
 
 type request struct {
@@ -41,8 +44,10 @@ type request struct {
 }
 
 func newBatcher(commit commitFunc, max int, wait, timeout time.Duration, now func() time.Time, m *wbMetrics) *batcher {
+	base, abort := context.WithCancel(context.Background())
 	return &batcher{commit: commit, max: max, wait: wait, timeout: timeout, now: now, m: m,
-		in: make(chan *request, max), stop: make(chan struct{}), done: make(chan struct{})}
+		in: make(chan *request, max), stop: make(chan struct{}), done: make(chan struct{}),
+		base: base, abort: abort}
 }
 
 // write hands p to the next batch and waits until that batch committed or failed. When ctx ends
@@ -124,7 +129,7 @@ func (b *batcher) flush(batch []*request) {
 	for i, r := range batch {
 		posts[i] = r.p
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+	ctx, cancel := context.WithTimeout(b.base, b.timeout)
 	err := b.commit(ctx, posts)
 	cancel()
 	b.batches.Add(1)
@@ -150,9 +155,19 @@ func (b *batcher) failPending() {
 	}
 }
 
-// close stops the batcher after the batch being committed, if any. Call it once no writer is
-// left (after the worker pool stopped).
-func (b *batcher) close() {
+// shutdown stops the batcher after the batch being committed, if any; when ctx ends first, that
+// batch's statement is canceled (its jobs fail and stay queued for a retry) and shutdown returns
+// without waiting further. Call it once no writer is left (after the worker pool stopped).
+func (b *batcher) shutdown(ctx context.Context) error {
 	close(b.stop)
-	<-b.done
+	select {
+	case <-b.done:
+		return nil
+	case <-ctx.Done():
+		b.abort()
+		return fmt.Errorf("stopping the batcher: %w", ctx.Err())
+	}
 }
+
+// close is shutdown without a deadline.
+func (b *batcher) close() { _ = b.shutdown(context.Background()) }

@@ -71,6 +71,9 @@ type Config struct {
 	KeepWarm time.Duration
 	// StatsInterval is how often queue depth is sampled for /metrics and /readyz.
 	StatsInterval time.Duration
+	// ShutdownTimeout bounds the whole shutdown: deregistration, draining in-flight jobs, the
+	// last batch, closing the pools.
+	ShutdownTimeout time.Duration
 }
 
 // RegisterFlags adds the worker's flags, with the database and queue flags, to fs.
@@ -87,11 +90,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.UintVar(&c.MaxFails, "max-fails", 100_000, "failures before a job goes to the dead set")
 	fs.DurationVar(&c.KeepWarm, "keep-warm", 100*time.Millisecond,
 		"interval of a no-op job that keeps pickup latency low on an idle queue (0: off)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second,
+		"bound on the whole shutdown; jobs still in flight then stay queued and run again after a restart")
 }
 
 func (c Config) withDefaults() Config {
 	def := Config{Concurrency: 256, BatchMax: 256, CommitTimeout: 10 * time.Second,
-		RetryBase: time.Second, RetryCap: 30 * time.Second, MaxFails: 100_000, StatsInterval: 2 * time.Second}
+		RetryBase: time.Second, RetryCap: 30 * time.Second, MaxFails: 100_000, StatsInterval: 2 * time.Second,
+		ShutdownTimeout: 10 * time.Second}
 	if c.Concurrency <= 0 {
 		c.Concurrency = def.Concurrency
 	}
@@ -113,6 +119,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StatsInterval <= 0 {
 		c.StatsInterval = def.StatsInterval
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = def.ShutdownTimeout
 	}
 	return c
 }
@@ -144,7 +153,8 @@ type Service struct {
 
 	runOnce   sync.Once
 	closeOnce sync.Once
-	stop      chan struct{}
+	bgCtx     context.Context // ends at shutdown: the migrate and stats loops and their I/O
+	stopBG    context.CancelFunc
 	bg        sync.WaitGroup
 }
 
@@ -155,7 +165,8 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*Service, erro
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
-	s := &Service{cfg: cfg, log: log, reg: reg, now: time.Now, ln: ln, stop: make(chan struct{})}
+	s := &Service{cfg: cfg, log: log, reg: reg, now: time.Now, ln: ln}
+	s.bgCtx, s.stopBG = context.WithCancel(context.Background())
 	s.m = newMetrics(reg)
 	s.router = postdb.NewRouter(cfg.DB, log, reg)
 	s.batch = newBatcher(s.commit, cfg.BatchMax, cfg.BatchWait, cfg.CommitTimeout, s.now, s.m)
@@ -243,23 +254,50 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-// Close drains and releases everything, in order: the worker pool stops taking jobs and waits for
-// its in-flight jobs (whose batch commits), then the batcher, the database pools and the HTTP
-// server. Deregister from ZooKeeper before calling it.
+// ShutdownTimeout is the configured bound on the whole shutdown (--shutdown-timeout).
+func (s *Service) ShutdownTimeout() time.Duration { return s.cfg.ShutdownTimeout }
+
+// Close is Shutdown within the configured ShutdownTimeout.
 func (s *Service) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	return s.Shutdown(ctx)
+}
+
+// Shutdown drains and releases everything, in order: the worker pool stops taking jobs and
+// waits for its in-flight jobs (whose batch commits), then the batcher, the database pools and
+// the HTTP server. Every step gives up when ctx ends, so a shutdown with the queue, the database
+// and ZooKeeper all dead still ends by the deadline: unfinished jobs stay in the queue's
+// in-progress list and run again after a restart (the upsert makes that harmless). Deregister
+// from ZooKeeper before calling it.
+func (s *Service) Shutdown(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
-		close(s.stop)
-		s.bg.Wait()
-		s.worker.Stop()
-		s.batch.close()
-		err = s.router.Close()
-		if e := s.srv.ShutdownWithContext(context.Background()); e != nil && err == nil {
-			err = e
-		}
+		// Past the deadline, a statement in flight is canceled so its handlers return.
+		defer context.AfterFunc(ctx, s.batch.abort)()
+		s.stopBG()
+		err = errors.Join(
+			waitWithin(ctx, "background loops", s.bg.Wait),
+			s.worker.Shutdown(ctx),
+			s.batch.shutdown(ctx),
+			waitWithin(ctx, "database pools", func() { _ = s.router.Close() }),
+			s.srv.ShutdownWithContext(ctx),
+		)
 		s.ln.Close()
 	})
 	return err
+}
+
+// waitWithin runs f and waits for it until ctx ends; f then finishes in the background.
+func waitWithin(ctx context.Context, what string, f func()) error {
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("closing %s: %w", what, ctx.Err())
+	}
 }
 
 // migrateLoop applies the schema to every new primary, retrying while it fails, and starts the
@@ -274,7 +312,7 @@ func (s *Service) migrateLoop() {
 			delay = min(5*time.Second, 2*delay)
 		}
 		select {
-		case <-s.stop:
+		case <-s.bgCtx.Done():
 			return
 		case <-time.After(delay):
 		}
@@ -293,7 +331,7 @@ func (s *Service) migrateOnce() bool {
 	if done {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommitTimeout)
+	ctx, cancel := context.WithTimeout(s.bgCtx, s.cfg.CommitTimeout)
 	err = postdb.Migrate(ctx, store.DB())
 	cancel()
 	if err != nil {
@@ -330,7 +368,7 @@ func (s *Service) statsLoop() {
 	t := time.NewTicker(s.cfg.StatsInterval)
 	defer t.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StatsInterval)
+		ctx, cancel := context.WithTimeout(s.bgCtx, s.cfg.StatsInterval)
 		st, err := s.worker.Stats(ctx)
 		cancel()
 		if err == nil {
@@ -340,7 +378,7 @@ func (s *Service) statsLoop() {
 		s.queueErr, s.queueSample = err, true
 		s.mu.Unlock()
 		select {
-		case <-s.stop:
+		case <-s.bgCtx.Done():
 			return
 		case <-t.C:
 		}

@@ -95,6 +95,7 @@ type workerMetrics struct {
 type poolRun struct {
 	addr       string
 	rp         *redis.Pool
+	gate       *dialGate
 	wp         *work.WorkerPool
 	stopReaper context.CancelFunc // also stops the keep-warm loop
 	reaperDone chan struct{}
@@ -157,14 +158,34 @@ func (w *Worker) Start() {
 }
 
 // Stop stops the pool and waits until its in-flight jobs have finished (gocraft's Stop).
-func (w *Worker) Stop() {
+func (w *Worker) Stop() { _ = w.Shutdown(context.Background()) }
+
+// Shutdown stops the pool like Stop but gives up waiting when ctx ends: it then cuts the pool
+// off its Redis, so that the library's remaining calls (heartbeat removal, requeuers, retry
+// writes) fail at once instead of each waiting out dials to a dead server, and returns ctx's
+// error. Jobs still in flight stay in the pool's in-progress list, where a later pool's reaper
+// finds them: at worst a job runs twice, which the idempotent handler absorbs.
+func (w *Worker) Shutdown(ctx context.Context) error {
 	w.mu.Lock()
 	started := w.started
 	w.mu.Unlock()
 	w.stopOne.Do(func() { close(w.stopC) })
-	if started {
-		<-w.done
+	if !started {
+		return nil
 	}
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+	}
+	w.mu.Lock()
+	cur := w.cur
+	w.mu.Unlock()
+	if cur != nil {
+		cur.gate.close()
+		cur.rp.Close()
+	}
+	return fmt.Errorf("stopping queue worker: %w", ctx.Err())
 }
 
 // Addr returns the Redis the pool currently runs on ("" when none).
@@ -223,11 +244,11 @@ func (w *Worker) swap(addr string) {
 }
 
 func (w *Worker) startPool(addr string) *poolRun {
-	g := &dialGate{addr: addr, cfg: w.cfg.Queue}
+	g := &dialGate{addr: addr, cfg: w.cfg.Queue, closed: make(chan struct{})}
 	// Each worker goroutine may hold a fetch and an observer connection; plus the heartbeater,
 	// requeuers and reaper.
 	rp := newPool(addr, w.cfg.Queue, 2*w.cfg.Concurrency+16, g.dial)
-	run := &poolRun{addr: addr, rp: rp}
+	run := &poolRun{addr: addr, rp: rp, gate: g}
 	wp := work.NewWorkerPool(struct{}{}, uint(w.cfg.Concurrency), w.cfg.Queue.Namespace, rp)
 	retry := w.cfg.Retry
 	wp.JobWithOptions(JobName, work.JobOptions{
@@ -370,13 +391,20 @@ func (w *Worker) Ping(ctx context.Context) error {
 // wait out a pause (doubling from 100 ms up to 5 s, the library's own idle poll interval);
 // a success ends it.
 type dialGate struct {
-	addr string
-	cfg  Config
+	addr   string
+	cfg    Config
+	closed chan struct{} // closed by close: dials fail at once
 
-	mu    sync.Mutex
-	until time.Time
-	pause time.Duration
+	mu        sync.Mutex
+	until     time.Time
+	pause     time.Duration
+	closeOnce sync.Once
 }
+
+// errGateClosed is what dials return once the pool was cut off its Redis (Worker.Shutdown).
+var errGateClosed = errors.New("queue worker shut down")
+
+func (g *dialGate) close() { g.closeOnce.Do(func() { close(g.closed) }) }
 
 const (
 	gateMinPause = 100 * time.Millisecond
@@ -387,14 +415,14 @@ func (g *dialGate) dial(ctx context.Context) (redis.Conn, error) {
 	g.mu.Lock()
 	wait := time.Until(g.until)
 	g.mu.Unlock()
-	if wait > 0 {
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
+	t := time.NewTimer(max(wait, 0))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-g.closed:
+		return nil, errGateClosed
+	case <-t.C:
 	}
 	c, err := dialRedis(ctx, g.addr, g.cfg)
 	g.mu.Lock()

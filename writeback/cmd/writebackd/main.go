@@ -100,15 +100,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	log.Info("serving", "addr", svc.Addr().String(), "advertise", addr)
 
 	runErr := svc.Run(ctx)
-	log.Info("shutting down")
-	if err := registration.Close(); err != nil {
+	log.Info("shutting down", "timeout", svc.ShutdownTimeout())
+	sctx, cancel := context.WithTimeout(context.Background(), svc.ShutdownTimeout())
+	defer cancel()
+	if err := deregister(sctx, registration); err != nil {
 		log.Warn("zk deregister failed", "err", err)
 	}
-	if err := svc.Close(); err != nil {
-		log.Warn("close failed", "err", err)
+	if err := svc.Shutdown(sctx); err != nil {
+		log.Warn("shutdown incomplete", "err", err)
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// deregister deletes our node within the shutdown deadline, which the rest of the shutdown
+// shares.
+func deregister(ctx context.Context, reg *discovery.Registration) error {
+	done := make(chan error, 1)
+	go func() { done <- reg.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("deregistering: %w", ctx.Err())
+	}
 }
 
 // applyDB hands a changed R/db node to the service; an unreadable or missing node keeps the
