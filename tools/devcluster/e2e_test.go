@@ -119,8 +119,9 @@ func TestEndToEnd(t *testing.T) {
 
 	// Prometheus finds every node of ours in ZooKeeper.
 	prom := "http://" + c.Addr("prometheus")
-	itest.WaitFor(t, 60*time.Second, "Prometheus scraping all 9 nodes", func() bool {
-		return len(upTargets(prom)) == 9
+	// 3 guidd, 2 scrapd, 2 postsvcd, 2 writebackd and 2 redismon.
+	itest.WaitFor(t, 60*time.Second, "Prometheus scraping all 11 nodes", func() bool {
+		return len(upTargets(prom)) == 11
 	})
 
 	// Load runs while one node of each kind is killed in turn.
@@ -360,7 +361,7 @@ func targets(prom, job string) []string {
 	return out
 }
 
-// upTargets lists the instances, of our four jobs, that Prometheus scraped successfully.
+// upTargets lists the instances, of our jobs (ServiceDirs), that Prometheus scraped successfully.
 func upTargets(prom string) []string {
 	var out []string
 	for _, tg := range promTargets(prom) {

@@ -96,7 +96,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer conn.Close()
-	m, err := New(cfg, conn, discovery.Layout{Root: zkCfg.Root}, log, metrics.NewRegistry())
+	reg := metrics.NewRegistry()
+	if err := conn.RegisterMetrics(reg); err != nil {
+		return err
+	}
+	m, err := New(cfg, conn, discovery.Layout{Root: zkCfg.Root}, log, reg)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ type Config struct {
 // RegisterFlags adds redismon's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", "0.0.0.0:8040", "host:port for /healthz, /readyz and /metrics (a second instance: 8041)")
-	fs.StringVar(&c.Advertise, "advertise", "", "host:port written to the election node (default: the bound address)")
+	fs.StringVar(&c.Advertise, "advertise", "", "host:port written to the election node and to R/redismon/nodes (default: the bound address)")
 	fs.DurationVar(&c.ProbeInterval, "probe-interval", 500*time.Millisecond, "how often the leader probes every shard and the queue primary")
 	fs.DurationVar(&c.ProbeTimeout, "probe-timeout", 250*time.Millisecond, "how long one probe may take")
 	fs.IntVar(&c.FailThreshold, "fail-threshold", 3, "consecutive failed probes before a shard is DOWN or the queue fails over")
@@ -62,6 +62,10 @@ type Monitor struct {
 	ln       net.Listener
 	srv      *fasthttp.Server
 	now      func() time.Time
+
+	advertise    string
+	serverSet    []byte                  // the serverset node's data
+	registration *discovery.Registration // set by Run before it serves
 }
 
 // New opens the HTTP listener and prepares the monitor; Run starts it.
@@ -78,8 +82,13 @@ func New(cfg Config, conn *discovery.Conn, layout discovery.Layout, log *slog.Lo
 		ln.Close()
 		return nil, err
 	}
+	serverSet, err := discovery.NewServerSet(adv, 0)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	m := &Monitor{cfg: cfg, conn: conn, layout: layout, log: log, reg: reg, metrics: newMonitorMetrics(reg),
-		redis: newClients(cfg.ProbeTimeout), ln: ln, now: time.Now}
+		redis: newClients(cfg.ProbeTimeout), ln: ln, now: time.Now, advertise: adv, serverSet: serverSet}
 	m.election = &election{conn: conn, dir: layout.RedismonLeader(), data: []byte(adv), log: log}
 	m.srv = &fasthttp.Server{Handler: m.routes(), Name: "redismon", ReadTimeout: 10 * time.Second,
 		WriteTimeout: 10 * time.Second, NoDefaultServerHeader: true}
@@ -92,13 +101,18 @@ func (m *Monitor) Addr() net.Addr { return m.ln.Addr() }
 // IsLeader reports whether this instance leads now.
 func (m *Monitor) IsLeader() bool { return m.election.leader.Load() }
 
-// Run serves HTTP and takes part in the election until ctx ends, then leaves the election first
-// (so a standby takes over at once) and stops the HTTP server.
+// Run registers the instance under R/redismon/nodes (a serverset node, so Prometheus discovers it
+// like the services), serves HTTP and takes part in the election until ctx ends; then it leaves
+// the election (so a standby takes over at once), deregisters, and stops the HTTP server.
 func (m *Monitor) Run(ctx context.Context) error {
+	m.registration = m.conn.Register(m.layout.RedismonNodes(), m.advertise, m.serverSet)
 	served := make(chan error, 1)
 	go func() { served <- m.srv.Serve(m.ln) }()
 	gauges := m.conn.WatchChildren(m.layout.CacheNodes(), discovery.WatchOptions{WithData: true, OnChange: m.setShardGauges})
 	m.election.run(ctx, m.lead)
+	if err := m.registration.Close(); err != nil {
+		m.log.Warn("zk deregister failed", "err", err)
+	}
 	gauges.Stop()
 	m.redis.close()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -160,6 +174,7 @@ func (m *Monitor) routes() fasthttp.RequestHandler {
 	})
 	readyz := h.Route("readyz", m.readyz)
 	metricsH := h.Route("metrics", metrics.Handler(m.reg))
+	notFound := h.Route("not_found", func(ctx *fasthttp.RequestCtx) { httpapi.WriteError(ctx, httpapi.ErrNotFound) })
 	return func(ctx *fasthttp.RequestCtx) {
 		switch string(ctx.Path()) {
 		case "/healthz":
@@ -169,7 +184,7 @@ func (m *Monitor) routes() fasthttp.RequestHandler {
 		case "/metrics":
 			metricsH(ctx)
 		default:
-			httpapi.WriteError(ctx, httpapi.ErrNotFound)
+			notFound(ctx)
 		}
 	}
 }
@@ -180,8 +195,13 @@ func (m *Monitor) readyz(ctx *fasthttp.RequestCtx) {
 	var reasons []string
 	if _, ok := m.conn.Session(); !ok {
 		reasons = append(reasons, "no ZooKeeper session")
-	} else if !m.election.joined.Load() {
-		reasons = append(reasons, "not in the leader election yet")
+	} else {
+		if !m.election.joined.Load() {
+			reasons = append(reasons, "not in the leader election yet")
+		}
+		if r := m.registration; r == nil || !r.Registered() {
+			reasons = append(reasons, "not registered in ZooKeeper yet")
+		}
 	}
 	if len(reasons) > 0 {
 		httpapi.WriteJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]any{"status": "unavailable", "reasons": reasons})

@@ -23,15 +23,14 @@ import (
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/flagenv"
 	"github.com/the-red/zkpost/internal/logging"
+	"github.com/the-red/zkpost/internal/metrics"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "workwebui:", err)
-		}
+		fmt.Fprintln(os.Stderr, "workwebui:", err)
 		os.Exit(1)
 	}
 }
@@ -58,6 +57,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	zkCfg.RegisterFlags(fs)
 	logCfg.RegisterFlags(fs)
 	if err := flagenv.Parse(fs, "workwebui", args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	log, err := logging.New(stdout, logCfg, "workwebui")
@@ -69,6 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		log.Warn("serving the queue UI beyond loopback: it has no authentication", "listen", cfg.Listen)
 	}
 
+	reg := metrics.NewRegistry()
 	primary := func() string { return cfg.Queue }
 	if cfg.Queue == "" {
 		conn, err := discovery.Dial(zkCfg, log)
@@ -76,6 +79,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return fmt.Errorf("dialing ZooKeeper: %w", err)
 		}
 		defer conn.Close()
+		if err := conn.RegisterMetrics(reg); err != nil {
+			return err
+		}
 		w := conn.WatchData(discovery.Layout{Root: zkCfg.Root}.Queue(), discovery.WatchOptions{
 			OnChange: func(s discovery.Snapshot) { log.Info("queue node", "data", string(s.Data)) },
 		})
@@ -88,7 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return q.Primary
 		}
 	}
-	srv, err := newServer(cfg, primary, log)
+	srv, err := newServer(cfg, primary, log, reg)
 	if err != nil {
 		return err
 	}

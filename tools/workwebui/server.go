@@ -14,7 +14,6 @@ import (
 	"github.com/gocraft/work/webui"
 	"github.com/gomodule/redigo/redis"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -31,6 +30,7 @@ type server struct {
 	proxy   *httputil.ReverseProxy
 	metrics http.Handler
 	ready   prometheus.Gauge
+	http    *httpMetrics
 }
 
 // addrConn remembers which server a pooled connection goes to.
@@ -65,8 +65,8 @@ func newPool(primary func() string) *redis.Pool {
 	}
 }
 
-// newServer binds cfg.Listen and prepares the UI on a free internal port.
-func newServer(cfg config, primary func() string, log *slog.Logger) (*server, error) {
+// newServer binds cfg.Listen and prepares the UI on a free internal port; reg gets its metrics.
+func newServer(cfg config, primary func() string, log *slog.Logger, reg *prometheus.Registry) (*server, error) {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
@@ -76,8 +76,6 @@ func newServer(cfg config, primary func() string, log *slog.Logger) (*server, er
 		ln.Close()
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ready := prometheus.NewGauge(prometheus.GaugeOpts{Name: "workwebui_queue_reachable",
 		Help: "1 when the queue primary answered the last readiness probe"})
 	reg.MustRegister(ready)
@@ -89,6 +87,7 @@ func newServer(cfg config, primary func() string, log *slog.Logger) (*server, er
 		proxy:   httputil.NewSingleHostReverseProxy(target),
 		metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		ready:   ready,
+		http:    newHTTPMetrics(reg),
 	}, nil
 }
 
@@ -151,6 +150,15 @@ func waitDialable(ctx context.Context, addr string, timeout time.Duration) error
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	route := "ui"
+	switch r.URL.Path {
+	case "/healthz", "/readyz", "/metrics":
+		route = r.URL.Path[1:]
+	}
+	s.http.observe(route, w, r, s.serve)
+}
+
+func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/healthz":
 		writeStatus(w, http.StatusOK, `{"status":"ok"}`)

@@ -93,15 +93,15 @@ func TestPrometheusConfigDiscoversFromZooKeeper(t *testing.T) {
 	cfg := string(b)
 	for _, want := range []string{
 		"scrape_interval: 5s", `servers: ["127.0.0.1:2181"]`, `paths: ["/r/guid/nodes"]`,
-		`paths: ["/r/scrap/nodes"]`, `paths: ["/r/postsvc/nodes"]`, `paths: ["/r/writeback/nodes"]`,
+		`paths: ["/r/scrap/nodes"]`, `paths: ["/r/postsvc/nodes"]`, `paths: ["/r/writeback/nodes"]`, `paths: ["/r/redismon/nodes"]`,
 		"timeout: 4s", `targets: ["127.0.0.1:9090"]`,
 	} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("config lacks %q:\n%s", want, cfg)
 		}
 	}
-	if got := strings.Count(cfg, "serverset_sd_configs"); got != 4 {
-		t.Errorf("got %d serverset_sd_configs, want 4", got)
+	if got := strings.Count(cfg, "serverset_sd_configs"); got != 5 {
+		t.Errorf("got %d serverset_sd_configs, want 5", got)
 	}
 }
 

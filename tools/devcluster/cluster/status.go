@@ -82,12 +82,19 @@ func (t zkTree) describe(n Node, addr string) string {
 	if t.err != nil {
 		return "zk: " + t.err.Error()
 	}
+	reg := "not registered"
+	if slices.Contains(t.nodes[n.Service], addr) {
+		reg = "registered"
+	}
 	switch {
-	case n.Service != "":
-		if slices.Contains(t.nodes[n.Service], addr) {
-			return "registered"
+	case n.Program == ProgRedismon:
+		role := "standby"
+		if t.redismonL != "" && strings.Contains(t.redismonL, addr) {
+			role = "leader"
 		}
-		return "not registered"
+		return role + ", " + reg
+	case n.Service != "":
+		return reg
 	case n.Program == ProgRedisCache:
 		if s, ok := t.cache[n.Name+":"+addr]; ok {
 			return s
@@ -97,11 +104,6 @@ func (t zkTree) describe(n Node, addr string) string {
 		return orNone(t.queue[addr])
 	case n.Program == ProgMariaDB:
 		return orNone(t.db[addr])
-	case n.Program == ProgRedismon:
-		if t.redismonL != "" && strings.Contains(t.redismonL, addr) {
-			return "leader"
-		}
-		return "standby"
 	}
 	return ""
 }

@@ -80,8 +80,8 @@ var Topology = []Node{
 	{Name: "guid-3", Program: ProgGuidd, Kind: Daemon, Port: 8012, Service: "guid", Deps: []string{"zoo_setup"}},
 	{Name: "scrap-1", Program: ProgScrapd, Kind: Daemon, Port: 8020, Service: "scrap", Deps: []string{"zoo_setup"}},
 	{Name: "scrap-2", Program: ProgScrapd, Kind: Daemon, Port: 8021, Service: "scrap", Deps: []string{"zoo_setup"}},
-	{Name: "redismon-1", Program: ProgRedismon, Kind: Daemon, Port: 8040, Deps: []string{"zoo_setup"}},
-	{Name: "redismon-2", Program: ProgRedismon, Kind: Daemon, Port: 8041, Deps: []string{"zoo_setup"}},
+	{Name: "redismon-1", Program: ProgRedismon, Kind: Daemon, Port: 8040, Service: "redismon", Deps: []string{"zoo_setup"}},
+	{Name: "redismon-2", Program: ProgRedismon, Kind: Daemon, Port: 8041, Service: "redismon", Deps: []string{"zoo_setup"}},
 	{Name: "writeback-1", Program: ProgWritebackd, Kind: Daemon, Port: 8030, Service: "writeback",
 		Deps: []string{"zoo_setup"}},
 	{Name: "writeback-2", Program: ProgWritebackd, Kind: Daemon, Port: 8031, Service: "writeback",
@@ -97,5 +97,7 @@ var Topology = []Node{
 		Deps: []string{"zoo_setup"}},
 }
 
-// ServiceDirs are the ZooKeeper service directories Prometheus discovers targets from.
-var ServiceDirs = []string{"guid", "scrap", "postsvc", "writeback"}
+// ServiceDirs are the ZooKeeper service directories Prometheus discovers targets from. redismon
+// registers under R/redismon/nodes too (an extension of DESIGN §3's table); workwebui, an
+// unauthenticated admin UI kept on loopback, registers nowhere.
+var ServiceDirs = []string{"guid", "scrap", "postsvc", "writeback", "redismon"}
