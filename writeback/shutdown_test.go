@@ -2,6 +2,7 @@ package writeback_test
 
 import (
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -11,7 +12,7 @@ import (
 )
 
 // TestShutdownWithEveryDependencyDead is the devcluster finding: ZooKeeper, the queue Redis and
-// MariaDB all die at the same moment while posts are in flight, then writebackd gets SIGTERM. It
+// MariaDB all die while posts are in flight, then writebackd gets SIGTERM. It
 // must exit within its --shutdown-timeout (plus a margin for process exit), not hang on a
 // deregistration, a pool stop, a batch or a database close that can no longer complete.
 func TestShutdownWithEveryDependencyDead(t *testing.T) {
@@ -44,12 +45,21 @@ func TestShutdownWithEveryDependencyDead(t *testing.T) {
 		n, _ := countRows(t, e.sql)
 		return n > 0
 	})
-	// More jobs, so some are in flight (or queued) when everything dies.
+	// The database goes first, so that jobs are in flight, their batch held or failing, when
+	// the rest dies: that is what a drain without a deadline waits on.
+	e.db.Kill()
 	enqueueAll(t, e.enq, 1000, 200, 4)
-
+	itest.WaitFor(t, 20*time.Second, "jobs in flight with the database dead", func() bool {
+		return inProgress(t, e) > 0
+	})
 	z.Kill()
 	e.redis.Kill()
-	e.db.Kill()
+	// Each refused dial doubles the worker pool's dial pause (postqueue's dialGate) up to 5 s;
+	// after eight, every Redis call the library makes while stopping waits that long first.
+	refused := "dial tcp " + e.redis.Addr() + ": connect: connection refused"
+	itest.WaitFor(t, 30*time.Second, "the worker pool backing off its dials", func() bool {
+		return strings.Count(d.Log(), refused) >= 8
+	})
 	start := time.Now()
 	if err := syscall.Kill(d.Pid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
