@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
+
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/itest"
 )
@@ -200,4 +202,29 @@ func RequireSeries(t testing.TB, base string, series ...string) {
 			t.Errorf("/metrics lacks %s", s)
 		}
 	}
+}
+
+// CreateNode creates the persistent node p (and its parents) with data, retrying while the
+// connection is still coming up.
+func CreateNode(t testing.TB, conn *discovery.Conn, p string, data []byte) {
+	t.Helper()
+	ok := itest.Eventually(10*time.Second, func() bool {
+		if err := conn.EnsurePath(path.Dir(p)); err != nil {
+			return false
+		}
+		_, err := conn.ZK().Create(p, data, 0, zk.WorldACL(zk.PermAll))
+		return err == nil
+	})
+	if !ok {
+		t.Fatalf("creating %s", p)
+	}
+}
+
+// JSON marshals v, which must marshal.
+func JSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -4,9 +4,6 @@ import (
 	"path"
 	"strconv"
 	"testing"
-	"time"
-
-	"github.com/go-zookeeper/zk"
 
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/daemontest"
@@ -37,17 +34,7 @@ func TestLifecycle(t *testing.T) {
 			daemontest.WaitMetric(t, base, "redismon_is_leader", 0)
 		},
 		OnZooKeeperUp: func(t *testing.T, conn *discovery.Conn) {
-			node := path.Join(layout.CacheNodes(), discovery.CacheNodeName("redis1", shard.Addr()))
-			ok := itest.Eventually(10*time.Second, func() bool {
-				if err := conn.EnsurePath(layout.CacheNodes()); err != nil {
-					return false
-				}
-				_, err := conn.ZK().Create(node, nil, 0, zk.WorldACL(zk.PermAll))
-				return err == nil
-			})
-			if !ok {
-				t.Fatalf("creating %s", node)
-			}
+			daemontest.CreateNode(t, conn, path.Join(layout.CacheNodes(), discovery.CacheNodeName("redis1", shard.Addr())), nil)
 		},
 		WhileReady: func(t *testing.T) {
 			daemontest.WaitMetric(t, base, "redismon_is_leader", 1)

@@ -2,15 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
-	"path"
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/go-zookeeper/zk"
 
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/daemontest"
@@ -51,17 +47,7 @@ func TestStartsWithZooKeeperDown(t *testing.T) {
 	z.Start(t)
 	conn := daemontest.Dial(t, z, root)
 	layout := discovery.Layout{Root: root}
-	data, _ := json.Marshal(discovery.QueueEndpoints{Primary: queue.Addr()})
-	ok := itest.Eventually(10*time.Second, func() bool {
-		if err := conn.EnsurePath(path.Dir(layout.Queue())); err != nil {
-			return false
-		}
-		_, err := conn.ZK().Create(layout.Queue(), data, 0, zk.WorldACL(zk.PermAll))
-		return err == nil
-	})
-	if !ok {
-		t.Fatal("writing the queue node")
-	}
+	daemontest.CreateNode(t, conn, layout.Queue(), daemontest.JSON(discovery.QueueEndpoints{Primary: queue.Addr()}))
 	itest.WaitFor(t, 20*time.Second, "/readyz once ZooKeeper names the primary", func() bool { return status(base+"/readyz") == http.StatusOK })
 	daemontest.WaitMetric(t, base, "zk_session_connected", 1)
 	daemontest.WaitMetric(t, base, "workwebui_queue_reachable", 1)

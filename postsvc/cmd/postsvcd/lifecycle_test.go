@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"path"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/go-zookeeper/zk"
 
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/daemontest"
@@ -44,10 +40,10 @@ func TestLifecycle(t *testing.T) {
 		}},
 		OnZooKeeperUp: func(t *testing.T, conn *discovery.Conn) {
 			guidNode, _ := discovery.NewServerSet("127.0.0.1:1", 0) // listed, never answers
-			create(t, conn, path.Join(layout.Nodes("guid"), "127.0.0.1:1"), guidNode)
-			create(t, conn, path.Join(layout.CacheNodes(), discovery.CacheNodeName("redis1", deadShard)), nil)
-			create(t, conn, layout.Queue(), mustJSON(discovery.QueueEndpoints{Primary: deadShard}))
-			create(t, conn, layout.DB(), mustJSON(discovery.DBEndpoints{Primary: primary.Addr(), Replicas: []string{replica.Addr()}}))
+			daemontest.CreateNode(t, conn, path.Join(layout.Nodes("guid"), "127.0.0.1:1"), guidNode)
+			daemontest.CreateNode(t, conn, path.Join(layout.CacheNodes(), discovery.CacheNodeName("redis1", deadShard)), nil)
+			daemontest.CreateNode(t, conn, layout.Queue(), daemontest.JSON(discovery.QueueEndpoints{Primary: deadShard}))
+			daemontest.CreateNode(t, conn, layout.DB(), daemontest.JSON(discovery.DBEndpoints{Primary: primary.Addr(), Replicas: []string{replica.Addr()}}))
 		},
 		WhileReady: func(t *testing.T) {
 			daemontest.WaitMetric(t, base, `db_replica_lag_seconds{addr="`+replica.Addr()+`"}`, 0)
@@ -92,23 +88,4 @@ func anySeries(m map[string]string, prefix, label string) bool {
 		}
 	}
 	return false
-}
-
-func create(t *testing.T, conn *discovery.Conn, p string, data []byte) {
-	t.Helper()
-	ok := itest.Eventually(10*time.Second, func() bool {
-		if err := conn.EnsurePath(path.Dir(p)); err != nil {
-			return false
-		}
-		_, err := conn.ZK().Create(p, data, 0, zk.WorldACL(zk.PermAll))
-		return err == nil
-	})
-	if !ok {
-		t.Fatalf("creating %s", p)
-	}
-}
-
-func mustJSON(v any) []byte {
-	b, _ := json.Marshal(v)
-	return b
 }

@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
-	"path"
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/go-zookeeper/zk"
 
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/daemontest"
@@ -40,8 +36,8 @@ func TestLifecycle(t *testing.T) {
 			"--db-user", "root", "--db-name", "zkpost", "--queue-namespace", namespace, "--log-format", "text",
 		}},
 		OnZooKeeperUp: func(t *testing.T, conn *discovery.Conn) {
-			create(t, conn, layout.DB(), mustJSON(discovery.DBEndpoints{Primary: db.Addr()}))
-			create(t, conn, layout.Queue(), mustJSON(discovery.QueueEndpoints{Primary: queue.Addr()}))
+			daemontest.CreateNode(t, conn, layout.DB(), daemontest.JSON(discovery.DBEndpoints{Primary: db.Addr()}))
+			daemontest.CreateNode(t, conn, layout.Queue(), daemontest.JSON(discovery.QueueEndpoints{Primary: queue.Addr()}))
 		},
 		WhileReady: func(t *testing.T) {
 			enq := postqueue.NewEnqueuer(postqueue.Config{Namespace: namespace}, slog.New(slog.DiscardHandler))
@@ -67,23 +63,4 @@ func TestLifecycle(t *testing.T) {
 				`http_requests_total{route="readyz",status="200"}`)
 		},
 	}.Run(t)
-}
-
-func create(t *testing.T, conn *discovery.Conn, p string, data []byte) {
-	t.Helper()
-	ok := itest.Eventually(10*time.Second, func() bool {
-		if err := conn.EnsurePath(path.Dir(p)); err != nil {
-			return false
-		}
-		_, err := conn.ZK().Create(p, data, 0, zk.WorldACL(zk.PermAll))
-		return err == nil
-	})
-	if !ok {
-		t.Fatalf("creating %s", p)
-	}
-}
-
-func mustJSON(v any) []byte {
-	b, _ := json.Marshal(v)
-	return b
 }
