@@ -20,9 +20,10 @@ import (
 func TestWriteRefusedWhenQueueReplicaHung(t *testing.T) {
 	primary := itest.StartRedis(t, itest.RedisOptions{AOF: true})
 	replica := itest.StartRedis(t, itest.RedisOptions{AOF: true, ReplicaOf: primary.Addr()})
-	itest.WaitFor(t, 20*time.Second, "queue replica in sync", func() bool {
-		info, err := replica.Client(t).Info(context.Background(), "replication").Result()
-		return err == nil && strings.Contains(info, "master_link_status:up")
+	// The primary counts the replica online (and WAIT with it) only after its first ACK.
+	itest.WaitFor(t, 20*time.Second, "queue replica online at the primary", func() bool {
+		info, err := primary.Client(t).Info(context.Background(), "replication").Result()
+		return err == nil && strings.Contains(info, "state=online")
 	})
 	enq := postqueue.NewEnqueuer(postqueue.Config{Namespace: "svc", ReplicaWait: 250 * time.Millisecond}, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { enq.Close() })

@@ -3,7 +3,6 @@ package postqueue_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,16 +13,18 @@ import (
 
 const jobsKey = "test_ns:jobs:" + postqueue.JobName
 
-// replicatedQueue starts a queue primary (AOF) and a replica of it, and waits until the replica
-// is in sync.
+// replicatedQueue starts a queue primary (AOF) and a replica of it, and waits until the primary
+// sees the replica online.
 func replicatedQueue(t *testing.T) (primary, replica *itest.Redis) {
 	t.Helper()
 	primary = itest.StartRedis(t, itest.RedisOptions{AOF: true})
 	replica = itest.StartRedis(t, itest.RedisOptions{AOF: true, ReplicaOf: primary.Addr()})
-	rc := replica.Client(t)
-	itest.WaitFor(t, 20*time.Second, "replica in sync", func() bool {
-		info, err := rc.Info(context.Background(), "replication").Result()
-		return err == nil && strings.Contains(info, "master_link_status:up")
+	// The replica reports its link up before the primary counts it online (its first ACK);
+	// WAIT only counts it from then on.
+	pc := primary.Client(t)
+	itest.WaitFor(t, 20*time.Second, "replica online at the primary", func() bool {
+		info, err := pc.Info(context.Background(), "replication").Result()
+		return err == nil && postqueue.CountAttached(info) == 1
 	})
 	return primary, replica
 }
@@ -180,4 +181,31 @@ func TestCountAttached(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWorkerFollowsPromotionFromDeadPrimary: after the primary died and redismon promoted
+// another Redis, the worker must move to it promptly, not first wait out its paced dials to the
+// dead one while stopping the old pool.
+func TestWorkerFollowsPromotionFromDeadPrimary(t *testing.T) {
+	a := itest.StartRedis(t, itest.RedisOptions{AOF: true})
+	b := itest.StartRedis(t, itest.RedisOptions{AOF: true})
+	rec := newRecorder()
+	w := newWorker(t, rec.handle, a.Addr())
+	ea, eb := newEnqueuer(t, a.Addr()), newEnqueuer(t, b.Addr())
+	ctx := context.Background()
+	if err := ea.Enqueue(ctx, samplePost(1)); err != nil {
+		t.Fatal(err)
+	}
+	itest.WaitFor(t, 10*time.Second, "post 1 handled from the first Redis", func() bool { return rec.count(1) == 1 })
+	a.Kill()
+	itest.WaitFor(t, 10*time.Second, "the worker's dials to the dead Redis paced", func() bool {
+		pctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		return errors.Is(w.Ping(pctx), context.DeadlineExceeded)
+	})
+	w.SetEndpoints(discovery.QueueEndpoints{Primary: b.Addr()})
+	if err := eb.Enqueue(ctx, samplePost(2)); err != nil {
+		t.Fatal(err)
+	}
+	itest.WaitFor(t, 4*time.Second, "post 2 handled from the promoted Redis", func() bool { return rec.count(2) == 1 })
 }

@@ -223,12 +223,7 @@ func (w *Worker) swap(addr string) {
 		return
 	}
 	if cur != nil {
-		w.log.Info("queue worker stopping", "redis", cur.addr)
-		cur.stopReaper()
-		<-cur.reaperDone
-		cur.bg.Wait()
-		cur.wp.Stop()
-		cur.rp.Close()
+		w.retire(cur)
 		w.mu.Lock()
 		w.cur = nil
 		w.mu.Unlock()
@@ -241,6 +236,28 @@ func (w *Worker) swap(addr string) {
 	w.cur = run
 	w.mu.Unlock()
 	w.log.Info("queue worker started", "redis", addr, "concurrency", w.cfg.Concurrency)
+}
+
+// retire stops a pool. When its Redis no longer answers (a failover, or a shutdown with the
+// queue down), the pool is cut off it first: the library's stop makes a Redis call per step
+// (heartbeat removal, requeuers, in-flight acknowledgements), and each would otherwise wait out
+// the dial pause, up to 5 s, keeping the next pool from starting for tens of seconds. Handlers
+// in flight still run to the end; their acknowledgements then fail, leaving the jobs in the old
+// Redis's in-progress list for a reaper (the upsert absorbs the second run).
+func (w *Worker) retire(cur *poolRun) {
+	w.log.Info("queue worker stopping", "redis", cur.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Queue.DialTimeout+w.cfg.Queue.IOTimeout)
+	err := ping(ctx, cur.rp)
+	cancel()
+	if err != nil {
+		w.log.Warn("queue worker cut off unreachable redis", "redis", cur.addr, "err", err)
+		cur.gate.close()
+	}
+	cur.stopReaper()
+	<-cur.reaperDone
+	cur.bg.Wait()
+	cur.wp.Stop()
+	cur.rp.Close()
 }
 
 func (w *Worker) startPool(addr string) *poolRun {
