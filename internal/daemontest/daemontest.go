@@ -103,7 +103,7 @@ func (l Lifecycle) Run(t *testing.T) *itest.Process {
 	m := Metrics(t, l.Base)
 	for _, want := range []string{
 		`http_requests_total{route="healthz",status="200"}`,
-		`http_request_duration_seconds_count{route="readyz"}`,
+		`http_request_duration_seconds_count{route="healthz",status="200"}`,
 		"zk_sessions_established_total", "zk_disconnects_total",
 	} {
 		if _, ok := m[want]; !ok {

@@ -40,9 +40,9 @@ func NewHTTP(reg prometheus.Registerer) *HTTP {
 		}, []string{"route", "status"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "http_request_duration_seconds",
-			Help:    "HTTP request latency by route.",
+			Help:    "HTTP request latency by route and status.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"route"}),
+		}, []string{"route", "status"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "http_errors_total", Help: "API errors by route and error name.",
 		}, []string{"route", "error"}),
@@ -54,16 +54,22 @@ func NewHTTP(reg prometheus.Registerer) *HTTP {
 // Route wraps next so its requests are counted and timed under the given route name. Route names
 // are fixed strings ("guid", "posts_list"), never raw paths, to bound label cardinality.
 func (m *HTTP) Route(route string, next fasthttp.RequestHandler) fasthttp.RequestHandler {
-	obs := m.duration.WithLabelValues(route)
 	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
 		next(ctx)
-		obs.Observe(time.Since(start).Seconds())
-		m.requests.WithLabelValues(route, strconv.Itoa(ctx.Response.StatusCode())).Inc()
+		m.Observe(route, ctx.Response.StatusCode(), time.Since(start))
 		if name := httpapi.ErrorName(ctx); name != "" {
 			m.errors.WithLabelValues(route, name).Inc()
 		}
 	}
+}
+
+// Observe records one request of route that answered status after d; Route calls it for fasthttp
+// handlers, and a net/http server calls it directly.
+func (m *HTTP) Observe(route string, status int, d time.Duration) {
+	code := strconv.Itoa(status)
+	m.duration.WithLabelValues(route, code).Observe(d.Seconds())
+	m.requests.WithLabelValues(route, code).Inc()
 }
 
 // Handler serves the registry in the Prometheus text format.

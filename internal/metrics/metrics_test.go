@@ -30,7 +30,8 @@ func TestRouteCountsByStatusAndError(t *testing.T) {
 		`http_requests_total{route="guid",status="200"} 2`,
 		`http_requests_total{route="guid",status="400"} 1`,
 		`http_errors_total{error="invalid_argument",route="guid"} 1`,
-		`http_request_duration_seconds_count{route="guid"} 3`,
+		`http_request_duration_seconds_count{route="guid",status="200"} 2`,
+		`http_request_duration_seconds_count{route="guid",status="400"} 1`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {

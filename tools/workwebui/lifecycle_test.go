@@ -52,7 +52,7 @@ func TestStartsWithZooKeeperDown(t *testing.T) {
 	daemontest.WaitMetric(t, base, "zk_session_connected", 1)
 	daemontest.WaitMetric(t, base, "workwebui_queue_reachable", 1)
 	daemontest.RequireSeries(t, base, `http_requests_total{route="readyz",status="503"}`, `http_requests_total{route="healthz",status="200"}`,
-		`http_request_duration_seconds_count{route="readyz"}`, `zk_watch_snapshot_age_seconds{path="`+layout.Queue()+`"}`)
+		`http_request_duration_seconds_count{route="readyz",status="200"}`, `zk_watch_snapshot_age_seconds{path="`+layout.Queue()+`"}`)
 
 	cancel()
 	stopped = true

@@ -15,6 +15,8 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/the-red/zkpost/internal/metrics"
 )
 
 // server fronts gocraft/work's UI, which it runs on an internal loopback port, and adds the
@@ -30,7 +32,7 @@ type server struct {
 	proxy   *httputil.ReverseProxy
 	metrics http.Handler
 	ready   prometheus.Gauge
-	http    *httpMetrics
+	http    *metrics.HTTP
 }
 
 // addrConn remembers which server a pooled connection goes to.
@@ -87,7 +89,7 @@ func newServer(cfg config, primary func() string, log *slog.Logger, reg *prometh
 		proxy:   httputil.NewSingleHostReverseProxy(target),
 		metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		ready:   ready,
-		http:    newHTTPMetrics(reg),
+		http:    metrics.NewHTTP(reg),
 	}, nil
 }
 
@@ -155,7 +157,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/healthz", "/readyz", "/metrics":
 		route = r.URL.Path[1:]
 	}
-	s.http.observe(route, w, r, s.serve)
+	observe(s.http, route, w, r, s.serve)
 }
 
 func (s *server) serve(w http.ResponseWriter, r *http.Request) {

@@ -122,11 +122,11 @@ func TestLifecycle(t *testing.T) {
 			}
 			m := daemontest.Metrics(t, base)
 			for series, want := range map[string]string{
-				`http_requests_total{route="scrap",status="400"}`:          "1",
-				`http_requests_total{route="scrap",status="403"}`:          "2",
-				`http_errors_total{error="invalid_url",route="scrap"}`:     "1",
-				`http_errors_total{error="blocked_address",route="scrap"}`: "2",
-				`http_request_duration_seconds_count{route="scrap"}`:       "3",
+				`http_requests_total{route="scrap",status="400"}`:                 "1",
+				`http_requests_total{route="scrap",status="403"}`:                 "2",
+				`http_errors_total{error="invalid_url",route="scrap"}`:            "1",
+				`http_errors_total{error="blocked_address",route="scrap"}`:        "2",
+				`http_request_duration_seconds_count{route="scrap",status="403"}`: "2",
 			} {
 				if got := m[series]; got != want {
 					t.Errorf("%s: got %q, want %q", series, got, want)
