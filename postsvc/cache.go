@@ -28,6 +28,10 @@ type Cache struct {
 
 	mu  sync.Mutex // serializes Update
 	cur atomic.Pointer[ringView]
+
+	repairs  repairs // coverage markers still to delete (repair.go)
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 // ringView is one immutable state of the ring.
@@ -46,8 +50,10 @@ type shard struct {
 
 // NewCache returns a cache with no shards: every read goes to the database until Update.
 func NewCache(timeout time.Duration, now func() time.Time, log *slog.Logger, m *serviceMetrics) *Cache {
-	c := &Cache{timeout: timeout, now: now, log: log, metrics: m}
+	c := &Cache{timeout: timeout, now: now, log: log, metrics: m, stop: make(chan struct{}),
+		repairs: repairs{pending: map[*shard]map[uint64]time.Time{}}}
 	c.cur.Store(&ringView{shards: map[string]*shard{}, since: now()})
+	go c.repairLoop(c.stop)
 	return c
 }
 
@@ -118,8 +124,9 @@ func (c *Cache) newClient(addr string) *redis.Client {
 	})
 }
 
-// Close closes every client.
+// Close stops the background repairs and closes every client.
 func (c *Cache) Close() {
+	c.stopOnce.Do(func() { close(c.stop) })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	v := c.cur.Swap(&ringView{shards: map[string]*shard{}})

@@ -10,6 +10,9 @@ type serviceMetrics struct {
 	enqueueFails prometheus.Counter
 	ringMembers  prometheus.Gauge
 	ringVersion  prometheus.Gauge
+	// coverageRepairs counts deletions of coverage markers after failed cache writes, by result
+	// (scheduled, done, dropped).
+	coverageRepairs *prometheus.CounterVec
 }
 
 func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
@@ -32,8 +35,11 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 		ringVersion: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "postsvc_cache_ring_version", Help: "ZooKeeper zxid of the cache shard list the ring was built from.",
 		}),
+		coverageRepairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postsvc_coverage_repairs_total", Help: "Coverage markers dropped after failed cache writes, by result (scheduled, done, dropped).",
+		}, []string{"result"}),
 	}
-	reg.MustRegister(m.cache, m.dbFallbacks, m.scrap, m.enqueueFails, m.ringMembers, m.ringVersion)
+	reg.MustRegister(m.cache, m.dbFallbacks, m.scrap, m.enqueueFails, m.ringMembers, m.ringVersion, m.coverageRepairs)
 	return m
 }
 

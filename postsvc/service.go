@@ -121,7 +121,7 @@ func (s *Service) cachePost(ctx context.Context, p post.Post) {
 		s.metrics.cacheOp("write", "error")
 		s.log.Warn("cache write failed", "shard", sh.name, "post_id", p.ID, "err", err)
 		// The list now lacks an acknowledged post: it must not be trusted as complete.
-		sh.rdb.Del(cctx, coverageKey(p.UserID))
+		s.cache.dropCoverage(sh, p.UserID, s.cfg.CoverageTTL)
 		return
 	}
 	s.metrics.cacheOp("write", "ok")

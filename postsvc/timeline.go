@@ -21,7 +21,8 @@ package postsvc
 //
 // Posts in flight: a post whose job is queued but not yet persisted is in the list only if its
 // write cached it there. Under the current ring that holds unless the cache step failed — then the
-// write deletes the marker. A post cached on another shard under an earlier ring does not; so for
+// write deletes the marker, at once or, when the shard is cut off, as soon as it answers again
+// (repair.go). A post cached on another shard under an earlier ring does not; so for
 // --coverage-settle after this process installs a ring (a bound on the write-back lag), merges
 // claim no coverage and every page is merged with the database. What remains — a crash between
 // enqueue and cache write, a shard losing its data without redismon noticing, write-back lagging
