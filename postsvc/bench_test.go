@@ -48,6 +48,7 @@ func (l *latencies) add(d []time.Duration) {
 }
 
 func (l *latencies) report(b *testing.B) {
+	b.Helper()
 	if len(l.all) == 0 {
 		return
 	}
@@ -59,6 +60,7 @@ func (l *latencies) report(b *testing.B) {
 
 // runParallel runs op in parallel, timing each call; op returns false on failure.
 func runParallel(b *testing.B, op func(i int64) bool) {
+	b.Helper()
 	var lat latencies
 	var n, fails atomic.Int64
 	b.SetParallelism(16) // 16 × GOMAXPROCS clients: enough concurrency to measure throughput
@@ -77,7 +79,7 @@ func runParallel(b *testing.B, op func(i int64) bool) {
 	b.StopTimer()
 	lat.report(b)
 	if f := fails.Load(); f > 0 {
-		b.Fatalf("%d operations failed", f)
+		b.Fatalf("failed operations: got %d, want 0", f)
 	}
 }
 
@@ -100,6 +102,7 @@ func (noStore) Get(context.Context, uint64) (post.Post, error) {
 
 // startBenchServer runs postsvc over one real cache shard and a real queue Redis.
 func startBenchServer(b *testing.B, store postsvc.Store) string {
+	b.Helper()
 	cache := itest.StartRedis(b, itest.RedisOptions{})
 	queue := itest.StartRedis(b, itest.RedisOptions{AOF: true})
 	enq := postqueue.NewEnqueuer(postqueue.Config{Namespace: "bench"}, quiet)

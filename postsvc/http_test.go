@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/metrics"
 )
 
 func TestBadInputEveryEndpoint(t *testing.T) {
@@ -113,7 +116,7 @@ func TestDemoEscapesHostileContent(t *testing.T) {
 	h.write(3, "second", "https://example.com/q")
 	r := h.do("GET", "/demo?user_id=3", "")
 	if r.status != 200 {
-		t.Fatalf("demo: %d", r.status)
+		t.Fatalf("demo status: got %d, want 200", r.status)
 	}
 	page := string(r.body)
 	for _, bad := range []string{"<script>", `href="javascript`, `src="javascript`, "<img src=x", `"onload=`, "<b>site", "<a href="} {
@@ -127,7 +130,7 @@ func TestDemoEscapesHostileContent(t *testing.T) {
 		}
 	}
 	if r := h.do("GET", "/demo?user_id=-1", ""); r.status != 400 {
-		t.Errorf("demo with a bad user id: %d, want 400", r.status)
+		t.Errorf("demo with a bad user id: got %d, want 400", r.status)
 	}
 	resp, err := h.hc.PostForm(h.base+"/demo", url.Values{"user_id": {"3"}, "contents": {"from the form"}})
 	if err != nil {
@@ -137,8 +140,8 @@ func TestDemoEscapesHostileContent(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Request.URL.RequestURI() != "/demo?user_id=3" {
 		t.Fatalf("demo form: got %d at %s, want 200 at /demo?user_id=3 after the redirect", resp.StatusCode, resp.Request.URL)
 	}
-	if p := h.page(3, 0, 1); p.Posts[0].Contents != "from the form" {
-		t.Fatalf("demo form post not in the timeline: %+v", p.Posts)
+	if p := h.page(3, 0, 1); len(p.Posts) == 0 || p.Posts[0].Contents != "from the form" {
+		t.Fatalf("first post after the demo form: got %+v, want contents \"from the form\"", p.Posts)
 	}
 }
 
@@ -174,4 +177,31 @@ func TestShutdownDrainsInFlightWrites(t *testing.T) {
 	if len(h.db.pending) != 1 {
 		t.Fatalf("got %d enqueued posts, want 1", len(h.db.pending))
 	}
+}
+
+// FuzzMatch feeds arbitrary paths to the router: a match names a served route, allows at least
+// one method, and hands on only non-empty id segments that the path really holds.
+func FuzzMatch(f *testing.F) {
+	for _, p := range []string{"/api/v1/posts", "/api/v1/posts/42", "/api/v1/posts/42/7", "/api/v1/posts//7",
+		"/api/v1/write_post/9", "/api/v1/write_post/9/x", "/demo", "/healthz", "/metrics", "/", "", "/api/v1/posts/%2F"} {
+		f.Add(p)
+	}
+	routes := (&Server{}).buildRoutes(metrics.NewHTTP(prometheus.NewRegistry()), nil)
+	f.Fuzz(func(t *testing.T, path string) {
+		name, params, methods := match(path)
+		if name == "" {
+			if params != nil || methods != "" {
+				t.Fatalf("match(%q): got no route with params %q, methods %q; want neither", path, params, methods)
+			}
+			return
+		}
+		if _, ok := routes[name]; !ok || methods == "" {
+			t.Fatalf("match(%q): got route %q with methods %q, want a served route and some method", path, name, methods)
+		}
+		for _, p := range params {
+			if p == "" || strings.Contains(p, "/") || !strings.Contains(path, "/"+p) {
+				t.Fatalf("match(%q): got param %q, want a non-empty segment of the path", path, p)
+			}
+		}
+	})
 }

@@ -94,6 +94,7 @@ func TestParseListQuery(t *testing.T) {
 
 // checkWriteInvariants fails when an accepted write breaks a rule the service relies on.
 func checkWriteInvariants(t *testing.T, w writeInput, err error) {
+	t.Helper()
 	if err != nil {
 		var e *httpapi.Error
 		if !errors.As(err, &e) || e.Status < 400 || e.Status > 499 {
