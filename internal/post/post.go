@@ -8,6 +8,7 @@ package post
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -96,46 +97,66 @@ func (p Post) Args() map[string]any {
 
 // FromArgs reads a post back from job arguments written by Args.
 func FromArgs(a map[string]any) (Post, error) {
-	str := func(k string) (string, error) {
-		v, ok := a[k].(string)
-		if !ok {
-			return "", fmt.Errorf("job argument %q: want a string, got %T", k, a[k])
-		}
-		return v, nil
-	}
-	var p Post
-	var err error
-	var s string
-	if s, err = str("post_id"); err == nil {
-		p.ID, err = strconv.ParseUint(s, 10, 64)
-	}
-	if err == nil {
-		if s, err = str("user_id"); err == nil {
-			p.UserID, err = strconv.ParseUint(s, 10, 64)
-		}
-	}
-	if err == nil {
-		p.Contents, err = str("contents")
-	}
-	if err == nil {
-		p.URL, err = str("url")
-	}
-	if err == nil {
-		if s, err = str("created_at"); err == nil {
-			p.CreatedAt, err = time.Parse(time.RFC3339Nano, s)
-			p.CreatedAt = p.CreatedAt.UTC()
-		}
-	}
-	if err == nil {
-		if s, err = str("scrap"); err == nil && s != "" {
-			if !json.Valid([]byte(s)) {
-				err = fmt.Errorf("job argument \"scrap\": not JSON")
-			}
-			p.Scrap = json.RawMessage(s)
-		}
-	}
+	p, err := fromArgs(a)
 	if err != nil {
 		return Post{}, fmt.Errorf("decoding job: %w", err)
 	}
 	return p, nil
+}
+
+func fromArgs(a map[string]any) (p Post, err error) {
+	if p.ID, err = argUint(a, "post_id"); err != nil {
+		return p, err
+	}
+	if p.UserID, err = argUint(a, "user_id"); err != nil {
+		return p, err
+	}
+	if p.Contents, err = argString(a, "contents"); err != nil {
+		return p, err
+	}
+	if p.URL, err = argString(a, "url"); err != nil {
+		return p, err
+	}
+	created, err := argString(a, "created_at")
+	if err != nil {
+		return p, err
+	}
+	if p.CreatedAt, err = time.Parse(time.RFC3339Nano, created); err != nil {
+		return p, fmt.Errorf("job argument \"created_at\": %w", err)
+	}
+	p.CreatedAt = p.CreatedAt.UTC()
+	scrap, err := argString(a, "scrap")
+	if err != nil {
+		return p, err
+	}
+	if scrap != "" {
+		if !json.Valid([]byte(scrap)) {
+			return p, errors.New(`job argument "scrap": not JSON`)
+		}
+		p.Scrap = json.RawMessage(scrap)
+	}
+	return p, nil
+}
+
+// argString returns job argument k, which must be a string.
+func argString(a map[string]any, k string) (string, error) {
+	v, ok := a[k].(string)
+	if !ok {
+		return "", fmt.Errorf("job argument %q: want a string, got %T", k, a[k])
+	}
+	return v, nil
+}
+
+// argUint returns job argument k, a decimal string: numbers are refused, since gocraft/work
+// decodes them as float64, which rounds ids past 2^53.
+func argUint(a map[string]any, k string) (uint64, error) {
+	s, err := argString(a, k)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("job argument %q: %w", k, err)
+	}
+	return n, nil
 }

@@ -67,6 +67,27 @@ func TestFromArgsRejectsNumbers(t *testing.T) {
 	}
 }
 
+func TestFromArgsNamesTheBadArgument(t *testing.T) {
+	for _, tc := range []struct {
+		key string
+		val any
+	}{
+		{"post_id", "12x"},
+		{"user_id", nil},
+		{"contents", 3.0},
+		{"url", false},
+		{"created_at", "yesterday"},
+		{"scrap", "{"},
+	} {
+		a := big.Args()
+		a[tc.key] = tc.val
+		_, err := FromArgs(a)
+		if err == nil || !strings.Contains(err.Error(), `"`+tc.key+`"`) {
+			t.Errorf("%s = %#v: got error %v, want one naming %q", tc.key, tc.val, err, tc.key)
+		}
+	}
+}
+
 func FuzzFromArgs(f *testing.F) {
 	raw, _ := json.Marshal(big.Args())
 	f.Add(string(raw))
