@@ -60,14 +60,26 @@ func (cc *connCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descConnected, prometheus.GaugeValue, boolFloat(connected))
 	ch <- prometheus.MustNewConstMetric(descSessions, prometheus.CounterValue, float64(sessions))
 	ch <- prometheus.MustNewConstMetric(descDisconnects, prometheus.CounterValue, float64(disconnects))
-
-	// Several watchers may follow one path (a balancer and a readiness check, say): one series
-	// per path, summing their snapshots and reporting the stalest.
-	type pathStat struct {
-		snapshots uint64
-		oldest    time.Time
-		unread    bool
+	now := cc.now()
+	for p, st := range statsByPath(watchers) {
+		ch <- prometheus.MustNewConstMetric(descSnapshots, prometheus.CounterValue, float64(st.snapshots), p)
+		if st.unread || st.oldest.IsZero() {
+			continue // never read: no age to report, and zk_watch_snapshots_total is 0
+		}
+		ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, now.Sub(st.oldest).Seconds(), p)
 	}
+}
+
+// pathStat sums the watchers of one path.
+type pathStat struct {
+	snapshots uint64
+	oldest    time.Time // the stalest read among them
+	unread    bool      // one of them has read nothing yet
+}
+
+// statsByPath groups watchers by path: several may follow one (a balancer and a readiness check,
+// say), and they make one series per path, summing their snapshots and reporting the stalest.
+func statsByPath(watchers []*Watcher) map[string]*pathStat {
 	byPath := map[string]*pathStat{}
 	for _, w := range watchers {
 		s := w.Current()
@@ -84,14 +96,7 @@ func (cc *connCollector) Collect(ch chan<- prometheus.Metric) {
 			st.oldest = s.Read
 		}
 	}
-	now := cc.now()
-	for p, st := range byPath {
-		ch <- prometheus.MustNewConstMetric(descSnapshots, prometheus.CounterValue, float64(st.snapshots), p)
-		if st.unread || st.oldest.IsZero() {
-			continue // never read: no age to report, and zk_watch_snapshots_total is 0
-		}
-		ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, now.Sub(st.oldest).Seconds(), p)
-	}
+	return byPath
 }
 
 func boolFloat(b bool) float64 {

@@ -74,6 +74,11 @@ func TestMetricsFollowZooKeeper(t *testing.T) {
 	waitMetric(t, reg, "zk_sessions_established_total", "", 1)
 
 	dir := "/t/metrics/nodes"
+	// The directory exists before the watches start, so each sees exactly two snapshots: empty,
+	// then with "a". Created by Register instead, a watcher could also catch it empty in between.
+	if err := c.EnsurePath(dir); err != nil {
+		t.Fatal(err)
+	}
 	w := c.WatchChildren(dir, discovery.WatchOptions{Resync: time.Hour})
 	second := c.WatchChildren(dir, discovery.WatchOptions{Resync: time.Hour}) // one series per path
 	waitMetric(t, reg, "zk_watch_snapshots_total", dir, 2)

@@ -138,8 +138,14 @@ func (r *Registration) loop(ctx context.Context) {
 			continue
 		}
 		exists, _, gone, err := r.conn.zk.ExistsW(r.path)
-		if err != nil || !exists {
+		if err != nil {
+			// Without the pause a call failing on a live session would spin this loop.
+			log.Warn("zk register watch failed", "err", err)
+			wait(ctx, changed, retryDelay)
 			continue
+		}
+		if !exists {
+			continue // deleted right after we created it: create it again
 		}
 		if !r.registered.Load() || r.session.Load() != session {
 			log.Info("zk registered", "session", fmt.Sprintf("%#x", session))

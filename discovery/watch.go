@@ -165,17 +165,28 @@ func (w *Watcher) read(ctx context.Context, events chan<- struct{}) (Snapshot, e
 	if !exists {
 		return Snapshot{Exists: false, Read: time.Now()}, nil
 	}
-	if !w.children {
-		data, stat, dch, err := w.conn.zk.GetW(w.path)
-		if errors.Is(err, zk.ErrNoNode) {
-			return Snapshot{Exists: false, Read: time.Now()}, nil
-		}
-		if err != nil {
-			return Snapshot{}, err
-		}
-		forward(ctx, dch, events)
-		return Snapshot{Exists: true, Data: data, Zxid: stat.Mzxid, Read: time.Now()}, nil
+	if w.children {
+		return w.readChildren(ctx, events)
 	}
+	return w.readData(ctx, events)
+}
+
+// readData reads the watched node's data and watches it. A node deleted since ExistsW reads as
+// missing (that watch has fired too).
+func (w *Watcher) readData(ctx context.Context, events chan<- struct{}) (Snapshot, error) {
+	data, stat, dch, err := w.conn.zk.GetW(w.path)
+	if errors.Is(err, zk.ErrNoNode) {
+		return Snapshot{Exists: false, Read: time.Now()}, nil
+	}
+	if err != nil {
+		return Snapshot{}, err
+	}
+	forward(ctx, dch, events)
+	return Snapshot{Exists: true, Data: data, Zxid: stat.Mzxid, Read: time.Now()}, nil
+}
+
+// readChildren reads the watched node's children, and their data WithData, watching each.
+func (w *Watcher) readChildren(ctx context.Context, events chan<- struct{}) (Snapshot, error) {
 	names, dirStat, cch, err := w.conn.zk.ChildrenW(w.path)
 	if errors.Is(err, zk.ErrNoNode) {
 		return Snapshot{Exists: false, Read: time.Now()}, nil

@@ -222,8 +222,7 @@ func TestWatchDataFollowsChanges(t *testing.T) {
 	z := itest.StartZooKeeper(t)
 	c := dial(t, z)
 	p := "/t/queue/sidekiq"
-	var seen []string
-	w := c.WatchData(p, discovery.WatchOptions{OnChange: func(s discovery.Snapshot) { seen = append(seen, string(s.Data)) }})
+	w := c.WatchData(p, discovery.WatchOptions{})
 	defer w.Stop()
 	if err := c.EnsurePath(path.Dir(p)); err != nil {
 		t.Fatal(err)
