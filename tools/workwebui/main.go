@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		defer conn.Close()
 		if err := conn.RegisterMetrics(reg); err != nil {
-			return err
+			return fmt.Errorf("registering ZooKeeper metrics: %w", err)
 		}
 		w := conn.WatchData(discovery.Layout{Root: zkCfg.Root}.Queue(), discovery.WatchOptions{
 			OnChange: func(s discovery.Snapshot) { log.Info("queue node", "data", string(s.Data)) },

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -132,21 +133,23 @@ func (s *server) Run(ctx context.Context) error {
 	return err
 }
 
+// waitDialable polls addr until it accepts a connection: webui.Server.Start listens in the
+// background and reports no error.
 func waitDialable(ctx context.Context, addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
 	for {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return err
-		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+			return fmt.Errorf("%w (last dial: %w)", ctx.Err(), err)
+		case <-t.C:
 		}
 	}
 }
@@ -163,15 +166,15 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/healthz":
-		writeStatus(w, http.StatusOK, `{"status":"ok"}`)
+		writeStatus(w, http.StatusOK, map[string]any{"status": "ok"})
 	case "/readyz":
 		if err := s.probe(); err != nil {
 			s.ready.Set(0)
-			writeStatus(w, http.StatusServiceUnavailable, fmt.Sprintf(`{"status":"unavailable","reasons":[%q]}`, err.Error()))
+			writeStatus(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "reasons": []string{err.Error()}})
 			return
 		}
 		s.ready.Set(1)
-		writeStatus(w, http.StatusOK, `{"status":"ok"}`)
+		writeStatus(w, http.StatusOK, map[string]any{"status": "ok"})
 	case "/metrics":
 		s.metrics.ServeHTTP(w, r)
 	default:
@@ -189,8 +192,14 @@ func (s *server) probe() error {
 	return nil
 }
 
-func writeStatus(w http.ResponseWriter, status int, body string) {
+// writeStatus writes doc as JSON. The reasons carry error text naming addresses read from
+// ZooKeeper, which Go quoting (%q) would not always escape as valid JSON.
+func writeStatus(w http.ResponseWriter, status int, doc map[string]any) {
+	b, err := json.Marshal(doc)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"status":"internal"}`)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	fmt.Fprintln(w, body)
+	w.Write(append(b, '\n'))
 }
