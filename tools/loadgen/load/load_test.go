@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -121,5 +122,16 @@ func TestVerify(t *testing.T) {
 func TestRedact(t *testing.T) {
 	if got, want := redact("u:secret@tcp(127.0.0.1:3306)/db"), "u:********@tcp(127.0.0.1:3306)/db"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestClassify covers the duplicate case too, which a table keyed on post_id cannot produce.
+func TestClassify(t *testing.T) {
+	acks := []Ack{{"1", 1}, {"2", 2}, {"3", 3}, {"4", 4}}
+	found := map[string][]int64{"1": {1}, "2": {2, 2}, "3": {9}}
+	got := classify(acks, found)
+	want := Verification{Acked: 4, Found: 1, Missing: []string{"4"}, Duplicated: []string{"2"}, WrongUser: []string{"3"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
 	}
 }

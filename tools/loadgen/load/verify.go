@@ -56,58 +56,62 @@ func Verify(ctx context.Context, dsn string, acks []Ack, wait time.Duration) (Ve
 	}
 }
 
+// check looks every ack up in the posts table once.
 func check(ctx context.Context, db *sql.DB, acks []Ack) (Verification, error) {
-	v := Verification{Acked: len(acks)}
-	want := make(map[string]int64, len(acks))
-	for _, a := range acks {
-		want[a.PostID] = a.UserID
-	}
-	seen := map[string]int{}
-	users := map[string]int64{}
+	found := map[string][]int64{} // post id → the user id of each row holding it
 	for batch := range slices.Chunk(acks, verifyBatch) {
-		args := make([]any, len(batch))
-		for i, a := range batch {
-			args[i] = a.PostID
-		}
-		q := "SELECT CAST(post_id AS CHAR), user_id FROM posts WHERE post_id IN (?" +
-			strings.Repeat(",?", len(batch)-1) + ")"
-		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		rows, err := db.QueryContext(qctx, q, args...)
-		if err != nil {
-			cancel()
-			return v, fmt.Errorf("querying posts: %w", err)
-		}
-		for rows.Next() {
-			var id string
-			var uid int64
-			if err := rows.Scan(&id, &uid); err != nil {
-				rows.Close()
-				cancel()
-				return v, fmt.Errorf("scanning posts: %w", err)
-			}
-			seen[id]++
-			users[id] = uid
-		}
-		err = rows.Err()
-		rows.Close()
-		cancel()
-		if err != nil {
-			return v, fmt.Errorf("reading posts: %w", err)
+		if err := lookUp(ctx, db, batch, found); err != nil {
+			return Verification{Acked: len(acks)}, err
 		}
 	}
+	return classify(acks, found), nil
+}
+
+// lookUp adds the rows holding batch's post ids to found.
+func lookUp(ctx context.Context, db *sql.DB, batch []Ack, found map[string][]int64) error {
+	args := make([]any, len(batch))
+	for i, a := range batch {
+		args[i] = a.PostID
+	}
+	q := "SELECT CAST(post_id AS CHAR), user_id FROM posts WHERE post_id IN (?" +
+		strings.Repeat(",?", len(batch)-1) + ")"
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("querying posts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var uid int64
+		if err := rows.Scan(&id, &uid); err != nil {
+			return fmt.Errorf("scanning posts: %w", err)
+		}
+		found[id] = append(found[id], uid)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading posts: %w", err)
+	}
+	return nil
+}
+
+// classify sorts each ack by the rows found for it.
+func classify(acks []Ack, found map[string][]int64) Verification {
+	v := Verification{Acked: len(acks)}
 	for _, a := range acks {
-		switch n := seen[a.PostID]; {
-		case n == 0:
+		switch users := found[a.PostID]; {
+		case len(users) == 0:
 			v.Missing = append(v.Missing, a.PostID)
-		case n > 1:
+		case len(users) > 1:
 			v.Duplicated = append(v.Duplicated, a.PostID)
-		case users[a.PostID] != want[a.PostID]:
+		case users[0] != a.UserID:
 			v.WrongUser = append(v.WrongUser, a.PostID)
 		default:
 			v.Found++
 		}
 	}
-	return v, nil
+	return v
 }
 
 // redact hides the password of a DSN user:password@...
