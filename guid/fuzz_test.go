@@ -67,3 +67,23 @@ func FuzzHandler(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseStoredClock: a clock node's data is written by guidd, but anyone with access to
+// ZooKeeper may edit it; whatever it holds parses to a non-negative bound or an error.
+func FuzzParseStoredClock(f *testing.F) {
+	for _, s := range []string{"", " ", "1795375187865\n", "-1", "0x10", "9223372036854775807", "9223372036854775808", "1.5e12"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := guid.ParseStoredClock(data)
+		if err != nil {
+			return
+		}
+		if v < 0 {
+			t.Fatalf("ParseStoredClock(%q) = %d, want a non-negative bound", data, v)
+		}
+		if back, err := guid.ParseStoredClock([]byte(strconv.FormatInt(v, 10))); err != nil || back != v {
+			t.Fatalf("ParseStoredClock(%q) = %d; written back it reads %d, %v", data, v, back, err)
+		}
+	})
+}

@@ -162,21 +162,8 @@ func (s *Server) heartbeat(ctx context.Context, l *lease, lost chan<- error) {
 // keepClock waits until the clock has passed the stored bound, opens issuance, registers, and
 // then keeps the bound ahead of now.
 func (s *Server) keepClock(ctx context.Context, l *lease, lost chan<- error) {
-	for {
-		ok, err := s.syncClock(ctx, l)
-		if err != nil {
-			if errors.Is(err, errLeaseLost) {
-				lost <- err
-				return
-			}
-			s.log.Warn("clock sync failed", "worker", l.worker, "err", err)
-		}
-		if ok {
-			break
-		}
-		if !sleepCtx(ctx, clockPoll) {
-			return
-		}
+	if !s.awaitClock(ctx, l) {
+		return
 	}
 	// Registered only once it can serve, so clients are not sent to a server that must wait for
 	// its clock; a changed worker id re-registers with the new shard.
@@ -196,6 +183,23 @@ func (s *Server) keepClock(ctx context.Context, l *lease, lost chan<- error) {
 			}
 			// Not fatal yet: the generator stops by itself when now reaches the stored bound.
 			s.log.Warn("clock refresh failed", "worker", l.worker, "err", err)
+		}
+	}
+}
+
+// awaitClock polls syncClock until issuance is open (true) or ctx ends (false). A lost lease
+// shows in the heartbeat, which ends ctx.
+func (s *Server) awaitClock(ctx context.Context, l *lease) bool {
+	for {
+		ok, err := s.syncClock(ctx, l)
+		if err != nil {
+			s.log.Warn("clock sync failed", "worker", l.worker, "err", err)
+		}
+		if ok {
+			return true
+		}
+		if !sleepCtx(ctx, clockPoll) {
+			return false
 		}
 	}
 }

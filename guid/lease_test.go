@@ -95,7 +95,7 @@ func TestPausedServerIssuesNothingUntilReleased(t *testing.T) {
 
 	a.Pause()
 	itest.WaitFor(t, sessionTimeout+5*time.Second, "the paused server's lease to expire", func() bool {
-		return !c.exists(c.leasePath(oldWorker))
+		return !c.exists(t, c.leasePath(oldWorker))
 	})
 	d := c.start("guidd-d")
 	if got := readiness(t, d).Worker; got != oldWorker {
@@ -161,13 +161,13 @@ func TestFutureStoredClockKeepsServerUnready(t *testing.T) {
 	spec := c.spec("guidd")
 	p := itest.StartDaemonNoWait(t, spec)
 	base := "http://" + p.Addr()
-	itest.WaitFor(t, 20*time.Second, "the server to lease worker 0", func() bool { return c.exists(c.leasePath(0)) })
+	itest.WaitFor(t, 20*time.Second, "the server to lease worker 0", func() bool { return c.exists(t, c.leasePath(0)) })
 	itest.WaitFor(t, 5*time.Second, "readiness to name the clock", func() bool {
 		r := readiness(t, p)
 		return r.Worker == 0 && strings.Contains(strings.Join(r.Reasons, ","), "clock_behind")
 	})
 	regPath := path.Join(layout.Nodes("guid"), p.Addr())
-	if c.exists(regPath) {
+	if c.exists(t, regPath) {
 		t.Fatalf("%s registered while its clock is behind the stored bound", regPath)
 	}
 	var e envelope
@@ -185,7 +185,7 @@ func TestFutureStoredClockKeepsServerUnready(t *testing.T) {
 	itest.WaitFor(t, 10*time.Second, "the server to be ready once its clock passed the bound", func() bool {
 		return readiness(t, p).Status == "ready"
 	})
-	if !c.exists(regPath) {
+	if !c.exists(t, regPath) {
 		t.Fatalf("%s not registered although ready", regPath)
 	}
 	var one struct {
