@@ -34,7 +34,6 @@ package writeback
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -46,85 +45,10 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/httpapi"
-	"github.com/the-red/zkpost/internal/metrics"
 	"github.com/the-red/zkpost/internal/post"
 	"github.com/the-red/zkpost/internal/postdb"
 	"github.com/the-red/zkpost/internal/postqueue"
 )
-
-// Config configures the write-back worker.
-type Config struct {
-	Listen string // host:port of the metrics and health server
-	DB     postdb.Config
-	Queue  postqueue.Config
-
-	Concurrency   int           // gocraft worker goroutines: jobs in flight
-	BatchMax      int           // posts per statement at most
-	BatchWait     time.Duration // how long a batch waits to fill
-	CommitTimeout time.Duration // bound on one statement
-	RetryBase     time.Duration
-	RetryCap      time.Duration
-	MaxFails      uint
-	// KeepWarm is how often a no-op job keeps one worker goroutine polling fast (0: off); see
-	// postqueue.WorkerConfig.KeepWarm.
-	KeepWarm time.Duration
-	// StatsInterval is how often queue depth is sampled for /metrics and /readyz.
-	StatsInterval time.Duration
-	// ShutdownTimeout bounds the whole shutdown: deregistration, draining in-flight jobs, the
-	// last batch, closing the pools.
-	ShutdownTimeout time.Duration
-}
-
-// RegisterFlags adds the worker's flags, with the database and queue flags, to fs.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Listen, "listen", "0.0.0.0:8030", "host:port of the metrics and health server")
-	c.DB.RegisterFlags(fs)
-	c.Queue.RegisterFlags(fs)
-	fs.IntVar(&c.Concurrency, "concurrency", 256, "jobs in flight (gocraft worker goroutines); bounds the batch size too")
-	fs.IntVar(&c.BatchMax, "batch-max", 256, "posts per upsert statement at most")
-	fs.DurationVar(&c.BatchWait, "batch-wait", 2*time.Millisecond, "how long a batch waits for more posts (0: take only what is waiting)")
-	fs.DurationVar(&c.CommitTimeout, "commit-timeout", 10*time.Second, "bound on one upsert statement")
-	fs.DurationVar(&c.RetryBase, "retry-base", time.Second, "backoff after a job's first failure")
-	fs.DurationVar(&c.RetryCap, "retry-cap", 30*time.Second, "backoff cap")
-	fs.UintVar(&c.MaxFails, "max-fails", 100_000, "failures before a job goes to the dead set")
-	fs.DurationVar(&c.KeepWarm, "keep-warm", 100*time.Millisecond,
-		"interval of a no-op job that keeps pickup latency low on an idle queue (0: off)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second,
-		"bound on the whole shutdown; jobs still in flight then stay queued and run again after a restart")
-}
-
-func (c Config) withDefaults() Config {
-	def := Config{Concurrency: 256, BatchMax: 256, CommitTimeout: 10 * time.Second,
-		RetryBase: time.Second, RetryCap: 30 * time.Second, MaxFails: 100_000, StatsInterval: 2 * time.Second,
-		ShutdownTimeout: 10 * time.Second}
-	if c.Concurrency <= 0 {
-		c.Concurrency = def.Concurrency
-	}
-	if c.BatchMax <= 0 {
-		c.BatchMax = def.BatchMax
-	}
-	c.BatchWait = max(c.BatchWait, 0) // 0: batch only what is already waiting
-	if c.CommitTimeout <= 0 {
-		c.CommitTimeout = def.CommitTimeout
-	}
-	if c.RetryBase <= 0 {
-		c.RetryBase = def.RetryBase
-	}
-	if c.RetryCap < c.RetryBase {
-		c.RetryCap = max(def.RetryCap, c.RetryBase)
-	}
-	if c.MaxFails == 0 {
-		c.MaxFails = def.MaxFails
-	}
-	if c.StatsInterval <= 0 {
-		c.StatsInterval = def.StatsInterval
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = def.ShutdownTimeout
-	}
-	return c
-}
 
 // Service is one write-back worker with its health and metrics server.
 type Service struct {
@@ -221,10 +145,11 @@ func (s *Service) awaitPrimary(ctx context.Context) {
 	if healthy() {
 		return
 	}
-	deadline := time.Now().Add(s.cfg.CommitTimeout / 2)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CommitTimeout/2)
+	defer cancel()
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
-	for !healthy() && time.Now().Before(deadline) {
+	for !healthy() {
 		select {
 		case <-ctx.Done():
 			return
@@ -382,69 +307,5 @@ func (s *Service) statsLoop() {
 			return
 		case <-t.C:
 		}
-	}
-}
-
-// notReady lists why the worker cannot do its job now; empty means ready.
-func (s *Service) notReady() []string {
-	var out []string
-	st := s.router.Status()
-	switch {
-	case len(st) == 0 || st[0].Role != "primary":
-		out = append(out, "database: no endpoint known (R/db not read)")
-	case !st[0].Healthy:
-		out = append(out, fmt.Sprintf("database: primary %s unreachable: %s", st[0].Addr, st[0].Err))
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.migrateErr != nil {
-		out = append(out, "database: schema not applied: "+s.migrateErr.Error())
-	}
-	switch {
-	case !s.workerOn:
-		out = append(out, "queue: worker not started (waiting for the schema)")
-	case s.queueErr != nil:
-		out = append(out, "queue: "+s.queueErr.Error())
-	}
-	return out
-}
-
-func (s *Service) newHTTP() *fasthttp.Server {
-	hm := metrics.NewHTTP(s.reg)
-	healthz := hm.Route("healthz", func(ctx *fasthttp.RequestCtx) {
-		httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
-	})
-	readyz := hm.Route("readyz", func(ctx *fasthttp.RequestCtx) {
-		doc := map[string]any{"status": "ok"}
-		if f := s.registered.Load(); f != nil {
-			doc["registered"] = (*f)()
-		}
-		status := fasthttp.StatusOK
-		if reasons := s.notReady(); len(reasons) > 0 {
-			doc["status"], doc["reasons"] = "unavailable", reasons
-			status = fasthttp.StatusServiceUnavailable
-		}
-		httpapi.WriteJSON(ctx, status, doc)
-	})
-	metricsH := metrics.Handler(s.reg)
-	notFound := hm.Route("not_found", func(ctx *fasthttp.RequestCtx) { httpapi.WriteError(ctx, httpapi.ErrNotFound) })
-	return &fasthttp.Server{
-		Handler: func(ctx *fasthttp.RequestCtx) {
-			switch string(ctx.Path()) {
-			case "/healthz":
-				healthz(ctx)
-			case "/readyz":
-				readyz(ctx)
-			case "/metrics":
-				metricsH(ctx)
-			default:
-				notFound(ctx)
-			}
-		},
-		Name:                  "writebackd",
-		ReadTimeout:           10 * time.Second,
-		WriteTimeout:          10 * time.Second,
-		IdleTimeout:           time.Minute,
-		NoDefaultServerHeader: true,
 	}
 }
