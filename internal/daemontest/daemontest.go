@@ -56,7 +56,38 @@ func (l Lifecycle) Run(t *testing.T) *itest.Process {
 	l.ZK.Kill()
 	l.Spec.ReadyURL, l.Spec.Port = "", 0
 	p := itest.StartDaemonNoWait(t, l.Spec)
+	l.checkZooKeeperDown(t, p)
 
+	l.ZK.Start(t)
+	conn := Dial(t, l.ZK, l.Root)
+	if l.OnZooKeeperUp != nil {
+		l.OnZooKeeperUp(t, conn)
+	}
+	node := path.Join(l.NodeDir, l.Node)
+	l.checkReady(t, conn, node)
+	if l.WhileReady != nil {
+		l.WhileReady(t)
+	}
+
+	p.Stop()
+	if exited, err := p.Wait(0); !exited || err != nil {
+		t.Fatalf("after SIGTERM: exited %v, err %v; want a clean exit", exited, err)
+	}
+	// The session timeout (seconds) outlives the exit by far: only a deregistration, or the
+	// session closed on the way out, removes the node this early.
+	if ok, _, err := conn.ZK().Exists(node); err != nil || ok {
+		t.Fatalf("node %s right after SIGTERM: exists=%v err=%v, want it deleted before exit", node, ok, err)
+	}
+	if l.AfterStop != nil {
+		l.AfterStop(t, conn)
+	}
+	return p
+}
+
+// checkZooKeeperDown checks the daemon p while ZooKeeper is down: alive, ready only if it needs
+// no ZooKeeper, disconnected in its metrics, and still running after WhileDown.
+func (l Lifecycle) checkZooKeeperDown(t *testing.T, p *itest.Process) {
+	t.Helper()
 	itest.WaitFor(t, 20*time.Second, l.Spec.Name+" alive (/healthz 200) with ZooKeeper down", func() bool {
 		code, _ := Get(t, l.Base+"/healthz")
 		return code == http.StatusOK
@@ -75,17 +106,16 @@ func (l Lifecycle) Run(t *testing.T) *itest.Process {
 	if !p.Running() {
 		t.Fatalf("%s exited while ZooKeeper was down", l.Spec.Name)
 	}
+}
 
-	l.ZK.Start(t)
-	conn := Dial(t, l.ZK, l.Root)
-	if l.OnZooKeeperUp != nil {
-		l.OnZooKeeperUp(t, conn)
-	}
+// checkReady waits until the daemon is ready with its serverset node in place, and checks the
+// node's data and the metrics every daemon exposes.
+func (l Lifecycle) checkReady(t *testing.T, conn *discovery.Conn, node string) {
+	t.Helper()
 	itest.WaitFor(t, 30*time.Second, l.Spec.Name+" ready once ZooKeeper is up", func() bool {
 		code, _ := Get(t, l.Base+"/readyz")
 		return code == http.StatusOK
 	})
-	node := path.Join(l.NodeDir, l.Node)
 	itest.WaitFor(t, 10*time.Second, "serverset node "+node, func() bool {
 		ok, _, err := conn.ZK().Exists(node)
 		return err == nil && ok
@@ -97,36 +127,13 @@ func (l Lifecycle) Run(t *testing.T) *itest.Process {
 	var ss discovery.ServerSet
 	if err := json.Unmarshal(data, &ss); err != nil || ss.ServiceEndpoint.String() != l.Node ||
 		ss.AdditionalEndpoints["http"].String() != l.Node || ss.Status != discovery.StatusAlive {
-		t.Fatalf("node %s data %s: want a serverset for %s (err %v)", node, data, l.Node, err)
+		t.Fatalf("node %s data: got %s (err %v), want a serverset for %s", node, data, err, l.Node)
 	}
 	WaitMetric(t, l.Base, "zk_session_connected", 1)
-	m := Metrics(t, l.Base)
-	for _, want := range []string{
+	RequireSeries(t, l.Base,
 		`http_requests_total{route="healthz",status="200"}`,
 		`http_request_duration_seconds_count{route="healthz",status="200"}`,
-		"zk_sessions_established_total", "zk_disconnects_total",
-	} {
-		if _, ok := m[want]; !ok {
-			t.Errorf("/metrics lacks %s", want)
-		}
-	}
-	if l.WhileReady != nil {
-		l.WhileReady(t)
-	}
-
-	p.Stop()
-	if exited, err := p.Wait(0); !exited || err != nil {
-		t.Fatalf("after SIGTERM: exited %v, err %v; want a clean exit", exited, err)
-	}
-	// The session timeout (seconds) outlives the exit by far: only a deregistration, or the
-	// session closed on the way out, removes the node this early.
-	if ok, _, err := conn.ZK().Exists(node); err != nil || ok {
-		t.Fatalf("node %s right after SIGTERM: exists=%v err=%v, want it deleted before exit", node, ok, err)
-	}
-	if l.AfterStop != nil {
-		l.AfterStop(t, conn)
-	}
-	return p
+		"zk_sessions_established_total", "zk_disconnects_total")
 }
 
 // Dial connects to z for the test's own reads and writes.
