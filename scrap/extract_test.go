@@ -223,6 +223,7 @@ func TestDecodeMetaAfter1024Bytes(t *testing.T) {
 
 // corpusSeeds returns the corpus' raw bodies and content types, to seed the fuzzers.
 func corpusSeeds(tb testing.TB) (bodies [][]byte, contentTypes []string) {
+	tb.Helper()
 	paths, _ := filepath.Glob(filepath.Join("testdata", "corpus", "*.html"))
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
