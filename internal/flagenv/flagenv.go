@@ -46,7 +46,7 @@ func Parse(fs *flag.FlagSet, binary string, args []string, getenv func(string) s
 type Secret interface{ IsSecret() bool }
 
 // Describe returns every flag's resolved value as slog-friendly key/value pairs, in name order,
-// with the values of secret flags masked. names lists extra flag names to mask.
+// with the values of secret flags masked. secrets lists extra flag names to mask.
 func Describe(fs *flag.FlagSet, secrets ...string) []any {
 	mask := map[string]bool{}
 	for _, s := range secrets {
