@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -61,22 +62,31 @@ func queryLag(ctx context.Context, db *sql.DB, cmd string) (time.Duration, bool,
 	if err := rows.Scan(ptrs...); err != nil {
 		return 0, false, fmt.Errorf("%s: %w", cmd, err)
 	}
-	for _, want := range lagColumns {
-		for i, c := range cols {
-			if c != want {
-				continue
-			}
-			if !vals[i].Valid {
-				return 0, false, nil
-			}
-			n, err := strconv.ParseInt(vals[i].String, 10, 64)
-			if err != nil {
-				return 0, false, fmt.Errorf("%s: %s=%q: %w", cmd, c, vals[i].String, err)
-			}
-			return time.Duration(n) * time.Second, true, nil
-		}
+	lag, known, err := lagOf(cols, vals)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s: %w", cmd, err)
 	}
-	return 0, false, fmt.Errorf("%s: no lag column", cmd)
+	return lag, known, nil
+}
+
+// lagOf finds the lag in one row of replica status, under whichever of lagColumns the server
+// uses; known is false when it is NULL.
+func lagOf(cols []string, vals []sql.NullString) (lag time.Duration, known bool, err error) {
+	for _, want := range lagColumns {
+		i := slices.Index(cols, want)
+		if i < 0 || i >= len(vals) {
+			continue
+		}
+		if !vals[i].Valid {
+			return 0, false, nil
+		}
+		n, err := strconv.ParseInt(vals[i].String, 10, 64)
+		if err != nil {
+			return 0, false, fmt.Errorf("%s=%q: %w", want, vals[i].String, err)
+		}
+		return time.Duration(n) * time.Second, true, nil
+	}
+	return 0, false, errors.New("no lag column")
 }
 
 // isSyntaxError reports MySQL error 1064 (ER_PARSE_ERROR): the server does not know the statement.

@@ -104,11 +104,31 @@ func NewRouter(cfg Config, log *slog.Logger, reg prometheus.Registerer) *Router 
 // no longer listed, and triggers an immediate health check. New replicas take no reads until
 // their first check passes.
 func (r *Router) SetEndpoints(e discovery.DBEndpoints) {
-	var toClose []*endpoint
+	toClose, changed, ok := r.swapEndpoints(e)
+	if !ok {
+		return // closed
+	}
+	for _, ep := range toClose {
+		r.m.healthy.DeletePartialMatch(prometheus.Labels{"addr": ep.addr})
+		r.m.lag.DeleteLabelValues(ep.addr)
+		ep.store.db.Close()
+	}
+	if changed {
+		r.log.Info("db endpoints", "primary", e.Primary, "replicas", e.Replicas)
+	}
+	select {
+	case r.checkC <- struct{}{}:
+	default:
+	}
+}
+
+// swapEndpoints installs e's primary and replicas, reusing open pools, and returns the pools no
+// longer listed, for the caller to close outside the lock; ok is false once the router is closed.
+func (r *Router) swapEndpoints(e discovery.DBEndpoints) (toClose []*endpoint, changed, ok bool) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.closed {
-		r.mu.Unlock()
-		return
+		return nil, false, false
 	}
 	want := map[string]bool{}
 	get := func(addr string) *endpoint {
@@ -141,22 +161,9 @@ func (r *Router) SetEndpoints(e discovery.DBEndpoints) {
 			toClose = append(toClose, ep)
 		}
 	}
-	changed := r.primary != primary || !slices.Equal(r.replicas, replicas)
+	changed = r.primary != primary || !slices.Equal(r.replicas, replicas)
 	r.primary, r.replicas = primary, replicas
-	r.mu.Unlock()
-
-	for _, ep := range toClose {
-		r.m.healthy.DeletePartialMatch(prometheus.Labels{"addr": ep.addr})
-		r.m.lag.DeleteLabelValues(ep.addr)
-		ep.store.db.Close()
-	}
-	if changed {
-		r.log.Info("db endpoints", "primary", e.Primary, "replicas", e.Replicas)
-	}
-	select {
-	case r.checkC <- struct{}{}:
-	default:
-	}
+	return toClose, changed, true
 }
 
 func (r *Router) newEndpoint(addr string) *endpoint {
