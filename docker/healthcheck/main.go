@@ -7,39 +7,50 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"time"
 )
 
+// checkTimeout bounds each URL; compose's own healthcheck timeout is the outer bound.
+const checkTimeout = 3 * time.Second
+
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: healthcheck URL...")
-		os.Exit(2)
-	}
-	for _, url := range os.Args[1:] {
-		if err := check(url); err != nil {
-			fmt.Fprintln(os.Stderr, "healthcheck:", err)
-			os.Exit(1)
-		}
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "healthcheck:", err)
+		os.Exit(1)
 	}
 }
 
-func check(url string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+// run checks every URL in turn and returns the first failure.
+func run(ctx context.Context, urls []string) error {
+	if len(urls) == 0 {
+		return errors.New("usage: healthcheck URL...")
+	}
+	for _, url := range urls {
+		if err := check(ctx, url); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func check(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("building request for %s: %w", url, err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return fmt.Errorf("GET %s: %w", url, err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
+		return fmt.Errorf("GET %s: got %s, want 200", url, resp.Status)
 	}
 	return nil
 }
