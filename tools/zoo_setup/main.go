@@ -108,29 +108,32 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	conn, err := discovery.Dial(zkCfg, log)
 	if err != nil {
-		return err
+		return fmt.Errorf("dialing ZooKeeper: %w", err)
 	}
 	defer conn.Close()
 	if err := waitSession(ctx, conn, zkCfg, opts.wait); err != nil {
 		return err
 	}
 	layout := discovery.Layout{Root: zkCfg.Root}
-	return bounded(ctx, conn, opts.wait, func() error {
-		if opts.list {
-			return list(conn.ZK(), layout, opts.json, stdout)
+	return bounded(ctx, conn, opts.wait, func() error { return execute(conn, layout, opts, setup, stdout) })
+}
+
+// execute lists the tree, or removes and registers what the flags name.
+func execute(conn *discovery.Conn, layout discovery.Layout, opts options, setup Setup, stdout io.Writer) error {
+	if opts.list {
+		return list(conn.ZK(), layout, opts.json, stdout)
+	}
+	a := applier{zk: conn.ZK(), ensure: conn.EnsurePath, layout: layout, out: stdout}
+	// Removal first, so one run can move a shard: --remove-cache redis1 --cache redis1:new:6379.
+	if opts.remove != "" {
+		if err := a.ensure(layout.CacheNodes()); err != nil {
+			return err
 		}
-		a := applier{zk: conn.ZK(), ensure: conn.EnsurePath, layout: layout, out: stdout}
-		// Removal first, so one run can move a shard: --remove-cache redis1 --cache redis1:new:6379.
-		if opts.remove != "" {
-			if err := a.ensure(layout.CacheNodes()); err != nil {
-				return err
-			}
-			if err := a.removeCache(splitList(opts.remove)); err != nil {
-				return err
-			}
+		if err := a.removeCache(splitList(opts.remove)); err != nil {
+			return err
 		}
-		return a.apply(setup)
-	})
+	}
+	return a.apply(setup)
 }
 
 // waitSession waits up to d for a ZooKeeper session; the client retries the servers meanwhile.
