@@ -144,28 +144,31 @@ func (s *supervisor) routes() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{})
 	})
-	mux.HandleFunc("POST /node/{action}/{name}", func(w http.ResponseWriter, r *http.Request) {
-		name := r.PathValue("name")
-		var err error
-		switch r.PathValue("action") {
-		case "kill":
-			err = s.c.Kill(name)
-		case "stop":
-			err = s.c.Stop(name)
-		case "start":
-			ctx, cancel := context.WithTimeout(r.Context(), s.c.Config().ReadyTimeout+10*time.Second)
-			defer cancel()
-			err = s.c.Start(ctx, name)
-		default:
-			err = fmt.Errorf("unknown action %q", r.PathValue("action"))
-		}
-		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"node": name, "pid": s.c.Pid(name)})
-	})
+	mux.HandleFunc("POST /node/{action}/{name}", s.handleNode)
 	return mux
+}
+
+// handleNode kills, stops or starts one node; start answers once the node is ready.
+func (s *supervisor) handleNode(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var err error
+	switch r.PathValue("action") {
+	case "kill":
+		err = s.c.Kill(name)
+	case "stop":
+		err = s.c.Stop(name)
+	case "start":
+		ctx, cancel := context.WithTimeout(r.Context(), s.c.Config().ReadyTimeout+10*time.Second)
+		defer cancel()
+		err = s.c.Start(ctx, name)
+	default:
+		err = fmt.Errorf("unknown action %q", r.PathValue("action"))
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"node": name, "pid": s.c.Pid(name)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"path"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/the-red/zkpost/discovery"
 )
 
 // NodeStatus is one node as `devcluster status` shows it.
@@ -166,63 +169,85 @@ func (c *Cluster) readTree(ctx context.Context) zkTree {
 	return t
 }
 
+// fillTree reads what status shows of the tree. Only a failed listing of a service or cache
+// directory is an error: a node that is absent or malformed just shows as not there.
 func (c *Cluster) fillTree(conn *zk.Conn, t *zkTree) error {
-	root := c.cfg.ZKRoot
+	layout := discovery.Layout{Root: c.cfg.ZKRoot}
 	for _, svc := range ServiceDirs {
-		kids, _, err := conn.Children(path.Join(root, svc, "nodes"))
-		if err != nil && !errors.Is(err, zk.ErrNoNode) {
+		kids, err := children(conn, layout.Nodes(svc))
+		if err != nil {
 			return err
 		}
 		t.nodes[svc] = kids
 	}
-	cacheDir := path.Join(root, "cache", "nodes")
-	kids, _, err := conn.Children(cacheDir)
+	if err := readCacheStatus(conn, layout.CacheNodes(), t.cache); err != nil {
+		return err
+	}
+	if data, _, err := conn.Get(layout.Queue()); err == nil {
+		if q, err := discovery.ParseQueue(data); err == nil {
+			markRoles(t.queue, q.Primary, q.Secondary, "secondary")
+		}
+	}
+	if data, _, err := conn.Get(layout.DB()); err == nil {
+		if d, err := discovery.ParseDB(data); err == nil {
+			markRoles(t.db, d.Primary, d.Replicas, "replica")
+		}
+	}
+	t.redismonL = leaderData(conn, layout.RedismonLeader())
+	return nil
+}
+
+// children lists dir; a directory not created yet has no children.
+func children(conn *zk.Conn, dir string) ([]string, error) {
+	kids, _, err := conn.Children(dir)
 	if err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return nil, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	return kids, nil
+}
+
+// readCacheStatus records each cache node's status. It reads the status leniently rather than
+// through discovery.ParseCacheNode: status shows a malformed node as ALIVE (what the services
+// would not do) instead of hiding it.
+func readCacheStatus(conn *zk.Conn, dir string, status map[string]string) error {
+	kids, err := children(conn, dir)
+	if err != nil {
 		return err
 	}
 	for _, k := range kids {
-		data, _, err := conn.Get(path.Join(cacheDir, k))
+		data, _, err := conn.Get(path.Join(dir, k))
 		if err != nil {
 			continue
 		}
 		var doc struct{ Status string }
-		t.cache[k] = "ALIVE"
+		status[k] = "ALIVE"
 		if json.Unmarshal(data, &doc) == nil && doc.Status != "" {
-			t.cache[k] = strings.ToUpper(doc.Status)
-		}
-	}
-	if data, _, err := conn.Get(path.Join(root, "queue", "sidekiq")); err == nil {
-		var q struct {
-			Primary   string   `json:"primary"`
-			Secondary []string `json:"secondary"`
-		}
-		if json.Unmarshal(data, &q) == nil {
-			for _, s := range q.Secondary {
-				t.queue[s] = "secondary"
-			}
-			t.queue[q.Primary] = "primary"
-		}
-	}
-	if data, _, err := conn.Get(path.Join(root, "db")); err == nil {
-		var d struct {
-			Primary  string   `json:"primary"`
-			Replicas []string `json:"replicas"`
-		}
-		if json.Unmarshal(data, &d) == nil {
-			for _, s := range d.Replicas {
-				t.db[s] = "replica"
-			}
-			t.db[d.Primary] = "primary"
-		}
-	}
-	leaderDir := path.Join(root, "redismon", "leader")
-	if kids, _, err := conn.Children(leaderDir); err == nil && len(kids) > 0 {
-		sort.Slice(kids, func(i, j int) bool { return seqOf(kids[i]) < seqOf(kids[j]) })
-		if data, _, err := conn.Get(path.Join(leaderDir, kids[0])); err == nil {
-			t.redismonL = string(data)
+			status[k] = strings.ToUpper(doc.Status)
 		}
 	}
 	return nil
+}
+
+// markRoles records primary as "primary" and each of others as role.
+func markRoles(roles map[string]string, primary string, others []string, role string) {
+	for _, s := range others {
+		roles[s] = role
+	}
+	roles[primary] = "primary"
+}
+
+// leaderData returns the data of the lowest-sequence candidate under dir, or "".
+func leaderData(conn *zk.Conn, dir string) string {
+	kids, _, err := conn.Children(dir)
+	if err != nil || len(kids) == 0 {
+		return ""
+	}
+	sort.Slice(kids, func(i, j int) bool { return seqOf(kids[i]) < seqOf(kids[j]) })
+	data, _, err := conn.Get(path.Join(dir, kids[0]))
+	if err != nil {
+		return ""
+	}
+	return string(data)
 }
 
 // seqOf returns the sequence suffix of an ephemeral-sequential node name (its last 10 chars).
