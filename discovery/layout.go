@@ -102,6 +102,11 @@ type CacheNode struct {
 	Addr   string // host:port
 	Status string
 	Epoch  int64 // bumped by redismon each time the shard is flushed and brought back
+	// RunID is the run_id (INFO server) of the Redis process redismon vouches for: the one it
+	// flushed, or first saw serving; "" when none is recorded. A connection answered by another
+	// process reached a restart redismon has not handled yet, which may hold data from before an
+	// outage.
+	RunID string
 }
 
 // CacheNodeName returns the node name of a shard.
@@ -123,6 +128,7 @@ func ParseCacheNode(node string, data []byte) (CacheNode, error) {
 	var doc struct {
 		Status string `json:"status"`
 		Epoch  int64  `json:"epoch"`
+		RunID  string `json:"run_id"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return CacheNode{}, fmt.Errorf("cache node %q data: %w", node, err)
@@ -130,7 +136,7 @@ func ParseCacheNode(node string, data []byte) (CacheNode, error) {
 	if doc.Status != "" {
 		n.Status = strings.ToUpper(doc.Status)
 	}
-	n.Epoch = doc.Epoch
+	n.Epoch, n.RunID = doc.Epoch, doc.RunID
 	return n, nil
 }
 

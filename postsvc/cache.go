@@ -42,9 +42,11 @@ type ringView struct {
 	shards  map[string]*shard // by shard name
 }
 
-// shard is one cache Redis.
+// shard is one cache Redis, in one incarnation: the epoch and run_id redismon recorded.
 type shard struct {
 	name, addr string
+	epoch      int64
+	runID      string // "" when redismon has recorded none
 	rdb        *redis.Client
 }
 
@@ -90,8 +92,10 @@ func (c *Cache) Update(version int64, nodes []discovery.CacheNode) {
 			continue
 		}
 		sh := old.shards[n.Name]
-		if sh == nil || sh.addr != n.Addr {
-			sh = &shard{name: n.Name, addr: n.Addr, rdb: c.newClient(n.Addr)}
+		if sh == nil || sh.addr != n.Addr || sh.epoch != n.Epoch || sh.runID != n.RunID {
+			// A new incarnation (flushed and revived, or another process vouched for) gets a
+			// fresh pool: no connection made under the old one's expectations is reused.
+			sh = &shard{name: n.Name, addr: n.Addr, epoch: n.Epoch, runID: n.RunID, rdb: c.newClient(n.Addr, n.RunID)}
 		}
 		next.shards[n.Name] = sh
 		names = append(names, n.Name)
@@ -109,8 +113,29 @@ func (c *Cache) Update(version int64, nodes []discovery.CacheNode) {
 	c.log.Info("cache ring", "version", version, "members", names)
 }
 
-func (c *Cache) newClient(addr string) *redis.Client {
+// newClient returns a client for the shard at addr. When redismon recorded the run_id of the
+// process it vouches for, every new connection first checks that the server answering is that
+// process (semantic 6): a shard killed and restarted faster than redismon's failure threshold
+// may have reloaded data from before its outage (AOF, RDB), and until redismon's DOWN reaches
+// this process through ZooKeeper (up to a probe interval plus the watch delivery) the ring still
+// routes to it. Such a connection is refused, so the request falls back to the database like on
+// any cache error. Established connections cannot outlive the process they were made to.
+func (c *Cache) newClient(addr, runID string) *redis.Client {
+	var onConnect func(context.Context, *redis.Conn) error
+	if runID != "" {
+		onConnect = func(ctx context.Context, cn *redis.Conn) error {
+			info, err := cn.Info(ctx, "server").Result()
+			if err != nil {
+				return fmt.Errorf("checking run_id of cache shard %s: %w", addr, err)
+			}
+			if got := infoField(info, "run_id"); got != runID {
+				return fmt.Errorf("cache shard %s: run_id %q, redismon vouches for %q: restarted, not flushed yet", addr, got, runID)
+			}
+			return nil
+		}
+	}
 	return redis.NewClient(&redis.Options{
+		OnConnect:             onConnect,
 		Addr:                  addr,
 		DialTimeout:           c.timeout,
 		ReadTimeout:           c.timeout,
@@ -122,6 +147,16 @@ func (c *Cache) newClient(addr string) *redis.Client {
 		DialerRetries: 1,
 		PoolSize:      64,
 	})
+}
+
+// infoField returns the value of key in an INFO reply ("key:value" lines), or "".
+func infoField(info, key string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+":"); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // Close stops the background repairs and closes every client.

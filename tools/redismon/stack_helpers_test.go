@@ -44,7 +44,7 @@ type staleStack struct {
 	nodes   []string // cache node names
 	queue   *itest.Redis
 	db      *sql.DB
-	posts   []string // postsvcd base URLs
+	posts   []string       // postsvcd base URLs
 	monitor *itest.Process // redismon
 	hc      *http.Client
 
