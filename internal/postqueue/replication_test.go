@@ -13,18 +13,24 @@ import (
 
 const jobsKey = "test_ns:jobs:" + postqueue.JobName
 
-// replicatedQueue starts a queue primary (AOF) and a replica of it, and waits until the primary
-// sees the replica online.
+// replicatedQueue starts a queue primary (AOF) and a replica of it, and waits until the replica
+// acknowledges a write within the tests' 250 ms replica wait.
 func replicatedQueue(t *testing.T) (primary, replica *itest.Redis) {
 	t.Helper()
 	primary = itest.StartRedis(t, itest.RedisOptions{AOF: true})
 	replica = itest.StartRedis(t, itest.RedisOptions{AOF: true, ReplicaOf: primary.Addr()})
-	// The replica reports its link up before the primary counts it online (its first ACK);
-	// WAIT only counts it from then on.
+	// The replica reports its link up before the primary counts it online (its first ACK), and
+	// even once online it may still be rewriting its AOF after the initial sync, answering WAIT
+	// late on a loaded machine: the condition the tests need is a write acknowledged in time.
 	pc := primary.Client(t)
-	itest.WaitFor(t, 20*time.Second, "replica online at the primary", func() bool {
-		info, err := pc.Info(context.Background(), "replication").Result()
-		return err == nil && postqueue.CountAttached(info) == 1
+	ctx := context.Background()
+	itest.WaitFor(t, 20*time.Second, "replica acknowledging writes", func() bool {
+		info, err := pc.Info(ctx, "replication").Result()
+		if err != nil || postqueue.CountAttached(info) != 1 || pc.Incr(ctx, "replication_test:probe").Err() != nil {
+			return false
+		}
+		n, err := pc.Do(ctx, "WAIT", 1, 250).Int()
+		return err == nil && n == 1
 	})
 	return primary, replica
 }
