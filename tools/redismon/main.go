@@ -14,12 +14,13 @@
 //     their reads and writes to it fail, and semantic 5 (fall back to the database) covers that.
 //   - A shard that restarts with old data (AOF/RDB) is caught by its new run_id at the next probe,
 //     however quickly it restarted, and marked DOWN; it is flushed before it is ALIVE again. A
-//     reader that reconnects to it before its watch delivers DOWN could read old data for up to
-//     ProbeInterval + ProbeTimeout + the watch delivery. Two things close that window: run cache
-//     shards without persistence (a restart then comes back empty), and/or have readers compare,
-//     on every new connection (go-redis Options.OnConnect), INFO server's run_id with the run_id
-//     redismon records in the shard's node: a connection to any other process is refused and the
-//     request falls back to the database.
+//     reader that reconnected to it before its watch delivered DOWN would read old data for up to
+//     ProbeInterval + ProbeTimeout + the watch delivery, so postsvc closes that window: on every
+//     new connection (go-redis Options.OnConnect) it compares INFO server's run_id with the run_id
+//     recorded here in the shard's node, refuses a connection to any other process, and falls back
+//     to the database (TestRestartedShardNeverServesStaleKeys). devcluster also runs cache shards
+//     without persistence, so a restart there comes back empty. What remains: a shard restarted
+//     before redismon ever recorded its run_id (or while no redismon runs) is adopted as it is.
 //   - A postsvcd that has not yet seen DOWN and writes to a returning shard: writes before the
 //     flush are erased by it (the post is in the queue and reaches the database, semantic 3's
 //     "unless that cache shard is down"); writes after the flush are post-outage data. DBSIZE 0 is
