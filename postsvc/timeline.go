@@ -93,19 +93,7 @@ func (s *Service) mergedPage(ctx context.Context, q listQuery, sh *shard, view *
 		s.log.Warn("db list failed", "user_id", q.UserID, "err", err)
 		return nil, 0, httpapi.ErrUnavailable
 	}
-	fromDB := make(map[uint64][]byte, len(rows))
-	dbIDs := make([]uint64, 0, len(rows))
-	for _, r := range rows {
-		if r.UserID != q.UserID || (q.MaxID != 0 && r.ID > q.MaxID) {
-			continue // a store bug must not leak another user's post
-		}
-		body, err := json.Marshal(r)
-		if err != nil {
-			continue
-		}
-		fromDB[r.ID] = body
-		dbIDs = append(dbIDs, r.ID)
-	}
+	fromDB, dbIDs := ownRows(rows, q)
 	merged := mergeDesc(cached.ids, dbIDs)
 	page, next := merged, uint64(0)
 	if len(merged) > q.Limit {
@@ -115,20 +103,43 @@ func (s *Service) mergedPage(ctx context.Context, q listQuery, sh *shard, view *
 	if err != nil || sh == nil {
 		return posts, next, err
 	}
-	// The merge saw everything at or above x from both sources: the database's rows down to its
-	// oldest row read (or all of them, when it ran out), the cache's ids down to its oldest read
-	// (or all of them).
-	x := uint64(0)
-	if len(rows) > q.Limit {
-		x = max(x, minID(rows))
-	}
-	if len(cached.ids) > q.Limit {
-		x = max(x, slices.Min(cached.ids))
-	}
+	x := mergeSawDownTo(rows, cached.ids, q.Limit)
 	settled := s.now().Sub(view.since) >= s.cfg.Settle
 	s.fill(ctx, sh, fillArgs{uid: q.UserID, version: view.version, from: q.MaxID, claim: settled, newX: x,
 		listExisted: cached.exists, ids: idsAtLeast(merged, x), bodies: missing(fromDB, cached.bodies)})
 	return posts, next, nil
+}
+
+// ownRows encodes the rows of q's user at or below q.MaxID, newest first.
+func ownRows(rows []post.Post, q listQuery) (bodies map[uint64][]byte, ids []uint64) {
+	bodies = make(map[uint64][]byte, len(rows))
+	ids = make([]uint64, 0, len(rows))
+	for _, r := range rows {
+		if r.UserID != q.UserID || (q.MaxID != 0 && r.ID > q.MaxID) {
+			continue // a store bug must not leak another user's post
+		}
+		body, err := json.Marshal(r)
+		if err != nil {
+			continue
+		}
+		bodies[r.ID] = body
+		ids = append(ids, r.ID)
+	}
+	return bodies, ids
+}
+
+// mergeSawDownTo returns the x at or above which a merge of up to limit+1 database rows and the
+// cached ids saw everything both sources hold: a source that returned more than limit ids was
+// seen down to its oldest one read; one that returned fewer ran out, and bounds nothing.
+func mergeSawDownTo(rows []post.Post, cachedIDs []uint64, limit int) uint64 {
+	x := uint64(0)
+	if len(rows) > limit {
+		x = max(x, minID(rows))
+	}
+	if len(cachedIDs) > limit {
+		x = max(x, slices.Min(cachedIDs))
+	}
+	return x
 }
 
 func minID(rows []post.Post) uint64 {
