@@ -20,10 +20,18 @@ import (
 func TestWriteRefusedWhenQueueReplicaHung(t *testing.T) {
 	primary := itest.StartRedis(t, itest.RedisOptions{AOF: true})
 	replica := itest.StartRedis(t, itest.RedisOptions{AOF: true, ReplicaOf: primary.Addr()})
-	// The primary counts the replica online (and WAIT with it) only after its first ACK.
-	itest.WaitFor(t, 20*time.Second, "queue replica online at the primary", func() bool {
-		info, err := primary.Client(t).Info(context.Background(), "replication").Result()
-		return err == nil && strings.Contains(info, "state=online")
+	// The primary counts the replica (in WAIT) only once online, and right after its initial sync
+	// the replica may still answer late on a loaded machine: wait for a write it acknowledges
+	// within the enqueuer's 250 ms.
+	pc := primary.Client(t)
+	itest.WaitFor(t, 20*time.Second, "queue replica acknowledging writes", func() bool {
+		ctx := context.Background()
+		info, err := pc.Info(ctx, "replication").Result()
+		if err != nil || !strings.Contains(info, "state=online") || pc.Incr(ctx, "replica_test:probe").Err() != nil {
+			return false
+		}
+		n, err := pc.Do(ctx, "WAIT", 1, 250).Int()
+		return err == nil && n == 1
 	})
 	enq := postqueue.NewEnqueuer(postqueue.Config{Namespace: "svc", ReplicaWait: 250 * time.Millisecond}, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { enq.Close() })
