@@ -45,6 +45,13 @@ func TestCLI(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
+	// cliAfter puts the flags after the command, as `devcluster kill guid-1 --dir x` must work too.
+	cliAfter := func(args ...string) (string, error) {
+		cmd := exec.Command(devcluster, append(append([]string{args[0]}, base...), args[1:]...)...)
+		cmd.Env = cleanEnv()
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
 	t.Cleanup(func() {
 		if out, err := cli("down"); err != nil {
 			t.Errorf("cleanup down: %v\n%s", err, out)
@@ -72,11 +79,11 @@ func TestCLI(t *testing.T) {
 		t.Errorf("second up: got %v\n%s\nwant it to report the running cluster", err, out)
 	}
 
-	if out, err := cli("kill", "guid-1"); err != nil {
+	if out, err := cliAfter("kill", "guid-1"); err != nil {
 		t.Fatalf("kill: %v\n%s", err, out)
 	}
 	itest.WaitFor(t, 20*time.Second, "guid-1 stopped and gone from ZooKeeper", func() bool {
-		l := statusLine(t, cli, "guid-1")
+		l := statusLine(t, cliAfter, "guid-1")
 		return strings.Contains(l, "stopped") && strings.Contains(l, "not registered")
 	})
 	if out, err := cli("start", "guid-1"); err != nil {
@@ -86,7 +93,7 @@ func TestCLI(t *testing.T) {
 		l := statusLine(t, cli, "guid-1")
 		return strings.Contains(l, " ready ") && strings.Contains(l, " registered")
 	})
-	if out, err := cli("logs", "-n", "5", "guid-1"); err != nil || !strings.Contains(out, guid1) && !strings.Contains(out, "devcluster") {
+	if out, err := cliAfter("logs", "guid-1", "-n", "5"); err != nil || !strings.Contains(out, guid1) && !strings.Contains(out, "devcluster") {
 		t.Errorf("logs guid-1: %v\n%s", err, out)
 	}
 

@@ -11,6 +11,9 @@
 //	devcluster logs [-f] <node>   print (or follow) a node's log
 //	devcluster down [--purge]     stop everything and check nothing is left (--purge: delete data)
 //
+// Flags may go before or after the command: `devcluster up --scrap-allow-cidr 127.0.0.0/8` and
+// `devcluster --scrap-allow-cidr 127.0.0.0/8 up` are the same.
+//
 // `up` re-executes itself as a background supervisor (`devcluster supervise`, in its own session,
 // logging to .devcluster/supervisor.log), which restarts crashed daemons of ours and takes the
 // other commands over a unix socket. State, logs and data live under --dir (.devcluster).
@@ -38,16 +41,23 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "devcluster:", err)
-		}
+		fmt.Fprintln(os.Stderr, "devcluster:", err)
 		os.Exit(1)
 	}
 }
 
-const usage = `usage: devcluster [flags] up|down|status|kill <node>|stop <node>|start <node>|logs [-f] <node>
+const usage = `usage: devcluster [flags] <command> [flags]
 
-flags (environment fallback DEVCLUSTER_<FLAG>):
+commands:
+  up                        start everything in the background; wait until ready
+  status                    every node: pid, port, ready or not, what ZooKeeper lists
+  kill <node>               SIGKILL a node (not restarted until start)
+  stop <node>               SIGTERM a node (not restarted until start)
+  start <node>              start a stopped or killed node and wait until it is ready
+  logs [-f] [-n N] <node>   print (or follow) a node's log; "supervisor" for the supervisor's
+  down [--purge]            stop everything (--purge: also delete the data)
+
+flags go before or after the command (environment fallback DEVCLUSTER_<FLAG>):
 `
 
 // options are devcluster's global flags.
@@ -112,24 +122,113 @@ func parsePorts(s string) (map[string]int, error) {
 	return ports, nil
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+// command is a parsed command line: the command, its positional arguments and its own flags.
+type command struct {
+	name   string
+	args   []string // positional arguments after the command
+	follow bool     // logs -f
+	lines  int      // logs -n
+	purge  bool     // down --purge
+}
+
+// commandArgs is how many positional arguments each command takes.
+var commandArgs = map[string]int{
+	"up": 0, "supervise": 0, "status": 0, "down": 0, "kill": 1, "stop": 1, "start": 1, "logs": 1,
+}
+
+// parseCommandLine parses devcluster's global flags, the command, and the command's arguments.
+// Global flags may come before or after the command (`devcluster up --scrap-allow-cidr X` and
+// `devcluster --scrap-allow-cidr X up` are the same), mixed with the command's own flags
+// (logs -f -n, down --purge) and its positional arguments; anything else is an error.
+// -h/--help returns flag.ErrHelp after printing the usage.
+func parseCommandLine(args []string, getenv func(string) string, output io.Writer) (options, command, error) {
+	var o options
 	fs := flag.NewFlagSet("devcluster", flag.ContinueOnError)
+	fs.SetOutput(output)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
 	}
-	var o options
 	o.register(fs)
 	if err := flagenv.Parse(fs, "devcluster", args, getenv); err != nil {
-		return err
+		return o, command{}, err
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
-		return flag.ErrHelp
+		return o, command{}, errors.New("missing command (see devcluster -h)")
 	}
-	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	cmd := command{name: fs.Arg(0)}
+	want, ok := commandArgs[cmd.name]
+	if !ok {
+		fs.Usage()
+		return o, command{}, fmt.Errorf("unknown command %q", cmd.name)
+	}
+	// The command's flags: every global flag (sharing its value, so what the environment or the
+	// flags before the command set stays unless given again) plus the command's own.
+	cfs := flag.NewFlagSet("devcluster "+cmd.name, flag.ContinueOnError)
+	cfs.SetOutput(output)
+	fs.VisitAll(func(f *flag.Flag) {
+		cfs.Var(f.Value, f.Name, f.Usage)
+		cfs.Lookup(f.Name).DefValue = f.DefValue // the default, not what was set before the command
+	})
+	switch cmd.name {
+	case "logs":
+		cfs.BoolVar(&cmd.follow, "f", false, "logs: follow the log")
+		cfs.IntVar(&cmd.lines, "n", 200, "logs: lines to print (0: all)")
+	case "down":
+		cfs.BoolVar(&cmd.purge, "purge", false, "down: also delete the data")
+	}
+	cfs.Usage = func() {
+		fmt.Fprint(cfs.Output(), usage)
+		cfs.PrintDefaults()
+	}
+	var err error
+	if cmd.args, err = parseInterspersed(cfs, fs.Args()[1:]); err != nil {
+		return o, command{}, err
+	}
+	if len(cmd.args) != want {
+		switch {
+		case want == 0:
+			return o, command{}, fmt.Errorf("%s: unexpected argument %q", cmd.name, cmd.args[0])
+		case cmd.name == "logs":
+			return o, command{}, errors.New("usage: devcluster logs [-f] [-n lines] <node>")
+		default:
+			return o, command{}, fmt.Errorf("usage: devcluster %s <node>", cmd.name)
+		}
+	}
+	return o, cmd, nil
+}
+
+// parseInterspersed parses args into fs, letting flags and positional arguments mix (the flag
+// package stops at the first positional one); it returns the positional arguments in order.
+// Everything after "--" is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	o, cmd, err := parseCommandLine(args, getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
 	cl := newClient(absDir(o.dir))
-	switch cmd {
+	switch cmd.name {
 	case "up":
 		return up(ctx, o, cl, stdout)
 	case "supervise":
@@ -140,19 +239,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return supervise(cfg, log)
 	case "down":
-		return down(ctx, o, cl, rest, stdout)
+		return down(ctx, o, cl, cmd.purge, stdout)
 	case "status":
 		return status(ctx, o, cl, stdout)
 	case "kill", "stop", "start":
-		if len(rest) != 1 {
-			return fmt.Errorf("usage: devcluster %s <node>", cmd)
-		}
-		return nodeAction(ctx, cl, cmd, rest[0], o.readyTimeout, stdout)
+		return nodeAction(ctx, cl, cmd.name, cmd.args[0], o.readyTimeout, stdout)
 	case "logs":
-		return logs(ctx, o, rest, stdout)
+		return logs(ctx, o, cmd, stdout)
 	}
-	fs.Usage()
-	return fmt.Errorf("unknown command %q", cmd)
+	return fmt.Errorf("unknown command %q", cmd.name)
 }
 
 func absDir(dir string) string {
@@ -223,20 +318,11 @@ func printStatus(w io.Writer, nodes []cluster.NodeStatus) {
 	}
 }
 
-func logs(ctx context.Context, o options, rest []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
-	follow := fs.Bool("f", false, "follow the log")
-	lines := fs.Int("n", 200, "lines to print (0: all)")
-	if err := fs.Parse(rest); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return errors.New("usage: devcluster logs [-f] [-n lines] <node>")
-	}
-	name := fs.Arg(0)
+func logs(ctx context.Context, o options, cmd command, stdout io.Writer) error {
+	name := cmd.args[0]
 	path := absDir(o.dir) + "/logs/" + name + ".log"
 	if name == "supervisor" {
 		path = absDir(o.dir) + "/supervisor.log"
 	}
-	return printLog(ctx, path, *lines, *follow, stdout)
+	return printLog(ctx, path, cmd.lines, cmd.follow, stdout)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,13 +51,13 @@ func up(ctx context.Context, o options, cl client, stdout io.Writer) error {
 		pid, filepath.Join(dir, "supervisor.log"), len(c.Nodes()))
 	if err := waitUp(ctx, cl, pid, o.upTimeout); err != nil {
 		fmt.Fprintf(stdout, "devcluster up failed: %v\nsupervisor log: %s\n", err, filepath.Join(dir, "supervisor.log"))
-		_ = down(context.Background(), o, cl, nil, io.Discard)
+		_ = down(context.Background(), o, cl, false, io.Discard)
 		return err
 	}
 	if err := status(ctx, o, cl, stdout); err != nil {
 		return err
 	}
-	printWelcome(stdout, c)
+	printWelcome(ctx, stdout, c)
 	return nil
 }
 
@@ -135,8 +136,7 @@ func waitUp(ctx context.Context, cl client, pid int, timeout time.Duration) erro
 
 // down asks the supervisor to stop everything, then stops whatever state.json still lists as
 // alive (a supervisor that was killed leaves its children running) and checks nothing is left.
-func down(ctx context.Context, o options, cl client, rest []string, stdout io.Writer) error {
-	purge := len(rest) == 1 && (rest[0] == "--purge" || rest[0] == "-purge")
+func down(ctx context.Context, o options, cl client, purge bool, stdout io.Writer) error {
 	dir := absDir(o.dir)
 	st, _ := cluster.ReadState(dir)
 	err := cl.call(ctx, "POST", "/down", 4*time.Minute, nil)
@@ -218,7 +218,7 @@ func printLog(ctx context.Context, path string, n int, follow bool, w io.Writer)
 	}
 }
 
-func printWelcome(w io.Writer, c *cluster.Cluster) {
+func printWelcome(ctx context.Context, w io.Writer, c *cluster.Cluster) {
 	post := c.Addr("postsvc-1")
 	fmt.Fprintf(w, `
 The cluster is ready.
@@ -229,7 +229,7 @@ The cluster is ready.
   queue UI:       http://%[3]s/
 `, post, c.Addr("guid-1"), c.Addr("workwebui"))
 	if _, ok := c.Node("prometheus"); ok {
-		fmt.Fprintf(w, "  Prometheus:     http://%s/targets\n", c.Addr("prometheus"))
+		fmt.Fprintf(w, "  Prometheus:     %s\n", prometheusTargetsURL(ctx, c.Addr("prometheus")))
 	}
 	cfg := c.Config()
 	fmt.Fprintf(w, `  MariaDB:        mariadb -h127.0.0.1 -P%d -u%s -p%s %s
@@ -237,4 +237,32 @@ The cluster is ready.
   node state:     bin/devcluster status | kill <node> | start <node> | logs <node>
   stop it all:    make down
 `, c.Port("mariadb-primary"), cfg.DBUser, cfg.DBPassword, cfg.DBName, c.ZKAddr())
+}
+
+// prometheusTargetsPaths are the pages listing Prometheus' targets, best first: the React UI's
+// /targets (upstream builds), then the classic UI's /classic/targets. Debian's package (2.42)
+// ships no React UI assets, so /targets answers 404 there and only /classic/targets works.
+var prometheusTargetsPaths = []string{"/targets", "/classic/targets"}
+
+// prometheusTargetsURL returns the link to the targets page the Prometheus on addr really serves,
+// or, when neither page answers 200, its API (/api/v1/targets), which every version serves.
+func prometheusTargetsURL(ctx context.Context, addr string) string {
+	client := &http.Client{Timeout: 3 * time.Second}
+	for _, p := range prometheusTargetsPaths {
+		u := "http://" + addr + p
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			continue
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			continue
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return u
+		}
+	}
+	return "http://" + addr + "/api/v1/targets"
 }

@@ -34,9 +34,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "loadgen:", err)
-		}
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
 }
@@ -81,7 +79,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	var o options
 	o.register(fs)
 	if err := flagenv.Parse(fs, "loadgen", args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h/--help: the usage is printed; not a failure
+		}
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (loadgen takes only flags)", fs.Arg(0))
 	}
 	if (o.verify || o.verifyOnly) && o.dsn == "" {
 		return errors.New("--verify needs --dsn")
