@@ -67,6 +67,7 @@ type Conn struct {
 	connected   bool  // true while the client holds a live session
 	changed     chan struct{}
 	closed      bool
+	closing     bool   // Close has begun
 	sessions    uint64 // sessions established (new session ids), for metrics
 	disconnects uint64 // losses of a live session, for metrics
 
@@ -107,6 +108,9 @@ func (c *Conn) onEvent(ev zk.Event) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
 	switch ev.State {
 	case zk.StateHasSession:
 		id := c.zk.SessionID()
@@ -177,6 +181,9 @@ func (c *Conn) WaitSession(ctx context.Context) (int64, error) {
 
 // Close ends the session, so the server deletes every ephemeral node of ours at once.
 func (c *Conn) Close() {
+	c.mu.Lock()
+	c.closing = true // the disconnect Close causes is no news: do not log or count it
+	c.mu.Unlock()
 	c.zk.Close()
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -1,6 +1,7 @@
 package discovery_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -334,5 +336,44 @@ func TestBalancerRoundRobin(t *testing.T) {
 				t.Fatalf("deregistered instance still offered")
 			}
 		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the client's goroutines and the test's.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestCloseIsNotADisconnect: closing a connection on purpose must not log the warning an operator
+// reads as "ZooKeeper went away" (tools exiting normally printed it).
+func TestCloseIsNotADisconnect(t *testing.T) {
+	z := itest.StartZooKeeper(t)
+	var logs syncBuffer
+	c, err := discovery.Dial(discovery.Config{Servers: z.Addr(), SessionTimeout: sessionTimeout}, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitSession(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if got := logs.String(); strings.Contains(got, "zk disconnected") {
+		t.Fatalf("logs after Close: got %q, want no disconnect warning", got)
+	}
+	if _, ok := c.Session(); ok {
+		t.Fatalf("Session after Close: got connected, want not connected")
 	}
 }

@@ -112,6 +112,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.srv = &fasthttp.Server{
 		Handler:               s.Handler(),
 		Name:                  "guidd",
+		ErrorHandler:          httpapi.TransportError,
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           2 * time.Minute,

@@ -64,7 +64,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		MaxRequestBodySize: s.rules.maxBody,
 		// The reference's GET form carries the contents in the query string.
 		ReadBufferSize: 3*(cfg.MaxContents+MaxURLBytes) + 8<<10,
-		ErrorHandler:   s.transportError,
+		ErrorHandler:   httpapi.TransportError,
 		Logger:         fasthttpLogger{d.Log},
 	}
 	return s, nil
@@ -272,15 +272,6 @@ func (s *Server) handleReadyz(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"status": "ready"})
-}
-
-// transportError answers requests fasthttp could not parse (too large, malformed) in the envelope.
-func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
-	e := httpapi.InvalidArgument("malformed request")
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		e = &httpapi.Error{Status: fasthttp.StatusRequestEntityTooLarge, Code: -413, Name: "too_large", Message: "request body too large"}
-	}
-	httpapi.WriteError(ctx, e)
 }
 
 type fasthttpLogger struct{ log *slog.Logger }

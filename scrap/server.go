@@ -54,6 +54,7 @@ func newServer(cfg ServerConfig, scrap scrapFunc, log *slog.Logger, reg *prometh
 	s.srv = &fasthttp.Server{
 		Handler:               s.routes(metrics.NewHTTP(reg), reg),
 		Name:                  "scrapd",
+		ErrorHandler:          httpapi.TransportError,
 		ReadTimeout:           10 * time.Second,
 		WriteTimeout:          cfg.Wait + 5*time.Second,
 		IdleTimeout:           60 * time.Second,

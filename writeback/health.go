@@ -56,6 +56,7 @@ func (s *Service) newHTTP() *fasthttp.Server {
 			}
 		},
 		Name:                  "writebackd",
+		ErrorHandler:          httpapi.TransportError,
 		ReadTimeout:           10 * time.Second,
 		WriteTimeout:          10 * time.Second,
 		IdleTimeout:           time.Minute,

@@ -10,6 +10,7 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"net"
 
 	"github.com/valyala/fasthttp"
 )
@@ -81,3 +82,31 @@ func ErrorName(ctx *fasthttp.RequestCtx) string {
 	s, _ := ctx.UserValue(errorNameKey).(string)
 	return s
 }
+
+// TransportError is the fasthttp.Server ErrorHandler every daemon uses: requests fasthttp could
+// not read are answered in the envelope, except a read that timed out, whose connection is closed
+// without an answer. A client that opened a connection and sent nothing (Go's http.Transport
+// pre-dials spare connections) would otherwise get a response it never asked for, which it logs as
+// "Unsolicited response received on idle HTTP channel".
+func TransportError(ctx *fasthttp.RequestCtx, err error) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		ctx.Conn().Close()
+		return
+	}
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		WriteError(ctx, ErrTooLarge)
+	case errors.As(err, &small):
+		WriteError(ctx, ErrHeadersTooLarge)
+	default:
+		WriteError(ctx, InvalidArgument("malformed request"))
+	}
+}
+
+// Errors for requests that could not be read.
+var (
+	ErrTooLarge        = &Error{Status: fasthttp.StatusRequestEntityTooLarge, Code: -413, Name: "too_large", Message: "request body too large"}
+	ErrHeadersTooLarge = &Error{Status: fasthttp.StatusRequestHeaderFieldsTooLarge, Code: -431, Name: "headers_too_large", Message: "request headers too large"}
+)

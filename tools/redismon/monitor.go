@@ -90,7 +90,7 @@ func New(cfg Config, conn *discovery.Conn, layout discovery.Layout, log *slog.Lo
 	m := &Monitor{cfg: cfg, conn: conn, layout: layout, log: log, reg: reg, metrics: newMonitorMetrics(reg),
 		redis: newClients(cfg.ProbeTimeout), ln: ln, now: time.Now, advertise: adv, serverSet: serverSet}
 	m.election = &election{conn: conn, dir: layout.RedismonLeader(), data: []byte(adv), log: log}
-	m.srv = &fasthttp.Server{Handler: m.routes(), Name: "redismon", ReadTimeout: 10 * time.Second,
+	m.srv = &fasthttp.Server{Handler: m.routes(), Name: "redismon", ReadTimeout: 10 * time.Second, ErrorHandler: httpapi.TransportError,
 		WriteTimeout: 10 * time.Second, NoDefaultServerHeader: true}
 	return m, nil
 }
