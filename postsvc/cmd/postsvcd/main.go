@@ -163,8 +163,9 @@ func (l redisLogger) Printf(_ context.Context, format string, args ...any) {
 	l.log.Debug("redis client", "msg", fmt.Sprintf(format, args...))
 }
 
-// readerStore reads through the router's current reader (a healthy replica, else the primary)
-// and maps postdb's not-found to postsvc's.
+// readerStore reads through the router's current reader (a healthy replica, else the primary,
+// else — while the primary is unreachable — the most advanced reachable replica) and maps
+// postdb's not-found to postsvc's.
 type readerStore struct{ r *postdb.Router }
 
 // The concrete types main wires in satisfy the interfaces postsvc declares.
