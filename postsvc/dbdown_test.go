@@ -5,9 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -16,7 +14,6 @@ import (
 
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/itest"
-	"github.com/the-red/zkpost/internal/metrics"
 	"github.com/the-red/zkpost/internal/post"
 	"github.com/the-red/zkpost/internal/postdb"
 )
@@ -79,31 +76,9 @@ func TestTimelineServedWithPrimaryDown(t *testing.T) {
 	t.Cleanup(func() { router.Close() })
 	router.SetEndpoints(discovery.DBEndpoints{Primary: primary.Addr(), Replicas: []string{replica.Addr()}})
 
-	h := &harness{t: t, ids: newFakeIDs(), scrap: &fakePreviewer{}, db: newMemDB(), hc: &http.Client{Timeout: 10 * time.Second}}
-	h.shards = append(h.shards, itest.StartRedis(t, itest.RedisOptions{}))
-	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.CacheTimeout = time.Second
 	// h.db is only the queue here: acknowledged posts stay pending, as writebackd holds them
 	// while the primary is down.
-	srv, err := New(cfg, Deps{IDs: h.ids, Previewer: h.scrap, Queue: h.db, Store: routerStore{router},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: metrics.NewRegistry(), Now: h.now})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	h.srv = srv
-	h.base = "http://" + srv.Addr().String()
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		srv.Shutdown(sctx)
-	})
-	h.setAlive(0)
+	h := newHarnessReading(t, 1, nil, routerStore{router})
 
 	itest.WaitFor(t, 10*time.Second, "reads on the healthy replica", func() bool {
 		s, err := router.Reader()

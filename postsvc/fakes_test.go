@@ -210,6 +210,13 @@ func (h *harness) advance(d time.Duration) { h.clock.Add(int64(d)) }
 
 func newHarness(t testing.TB, nShards int, mutate func(*Config)) *harness {
 	t.Helper()
+	return newHarnessReading(t, nShards, mutate, nil)
+}
+
+// newHarnessReading is newHarness with reads going to store (nil: the in-memory database, which
+// is always the queue).
+func newHarnessReading(t testing.TB, nShards int, mutate func(*Config), store Store) *harness {
+	t.Helper()
 	h := &harness{t: t, ids: newFakeIDs(), scrap: &fakePreviewer{}, db: newMemDB(), hc: &http.Client{Timeout: 10 * time.Second}}
 	for range nShards {
 		h.shards = append(h.shards, itest.StartRedis(t, itest.RedisOptions{}))
@@ -220,7 +227,10 @@ func newHarness(t testing.TB, nShards int, mutate func(*Config)) *harness {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	srv, err := New(cfg, Deps{IDs: h.ids, Previewer: h.scrap, Queue: h.db, Store: h.db,
+	if store == nil {
+		store = h.db
+	}
+	srv, err := New(cfg, Deps{IDs: h.ids, Previewer: h.scrap, Queue: h.db, Store: store,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: metrics.NewRegistry(), Now: h.now})
 	if err != nil {
 		t.Fatalf("New: %v", err)
