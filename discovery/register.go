@@ -134,14 +134,14 @@ func (r *Registration) loop(ctx context.Context) {
 		if err := r.conn.CreateEphemeral(r.path, r.data, session, true); err != nil {
 			log.Warn("zk register failed", "err", err)
 			r.registered.Store(false)
-			wait(ctx, changed, retryDelay)
+			Pause(ctx, changed, retryDelay)
 			continue
 		}
 		exists, _, gone, err := r.conn.zk.ExistsW(r.path)
 		if err != nil {
 			// Without the pause a call failing on a live session would spin this loop.
 			log.Warn("zk register watch failed", "err", err)
-			wait(ctx, changed, retryDelay)
+			Pause(ctx, changed, retryDelay)
 			continue
 		}
 		if !exists {
@@ -185,8 +185,9 @@ func (r *Registration) Close() error {
 	return err
 }
 
-// wait blocks until ctx ends, ch closes or d passes.
-func wait(ctx context.Context, ch <-chan struct{}, d time.Duration) {
+// Pause blocks until ctx ends, ch closes or d passes: the retry pause of every loop that follows a
+// session. Pass Conn.Changed() as ch, so a new session cuts the pause short.
+func Pause(ctx context.Context, ch <-chan struct{}, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -128,7 +128,7 @@ func (w *Watcher) loop(ctx context.Context) {
 		changed := w.conn.Changed()
 		if _, ok := w.conn.Session(); !ok {
 			// Unreachable: keep the last snapshot; calls would only queue until reconnection.
-			wait(ctx, changed, w.opts.Resync)
+			Pause(ctx, changed, w.opts.Resync)
 			continue
 		}
 		round, stop := context.WithCancel(ctx)
@@ -139,7 +139,7 @@ func (w *Watcher) loop(ctx context.Context) {
 			if !errors.Is(err, zk.ErrClosing) {
 				w.conn.log.Warn("zk watch read failed", "path", w.path, "err", err)
 			}
-			wait(ctx, changed, retryDelay)
+			Pause(ctx, changed, retryDelay)
 			continue
 		}
 		w.publish(snap)

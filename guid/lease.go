@@ -61,13 +61,13 @@ func (s *Server) leaseLoop(ctx context.Context) {
 		if err != nil {
 			s.log.Warn("lease failed", "err", err)
 			s.m.leaseFailures.Inc()
-			wait(ctx, changed, retryDelay)
+			discovery.Pause(ctx, changed, retryDelay)
 			continue
 		}
 		l := &lease{worker: worker, session: session}
 		l.confirmed.Store(sent)
 		if lost := s.hold(ctx, l, changed); lost {
-			wait(ctx, nil, retryDelay) // whatever took it may still be there: do not spin
+			discovery.Pause(ctx, nil, retryDelay) // whatever took it may still be there: do not spin
 		}
 	}
 }
@@ -354,17 +354,6 @@ func ParseStoredClock(data []byte) (int64, error) {
 		return 0, fmt.Errorf("stored clock %q: want Unix milliseconds", s)
 	}
 	return v, nil
-}
-
-// wait blocks until ctx ends, ch closes or d passes.
-func wait(ctx context.Context, ch <-chan struct{}, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-ch:
-	case <-t.C:
-	}
 }
 
 // sleepCtx waits d and reports false if ctx ended first.

@@ -57,7 +57,7 @@ func (e *election) run(ctx context.Context, lead func(context.Context)) {
 			// A node of an earlier session died with it: join again.
 			if err := e.join(session); err != nil {
 				e.log.Warn("election join failed", "err", err)
-				pause(ctx, changed, time.Second)
+				discovery.Pause(ctx, changed, time.Second)
 				continue
 			}
 		}
@@ -69,7 +69,7 @@ func (e *election) run(ctx context.Context, lead func(context.Context)) {
 			continue
 		case err != nil:
 			e.log.Warn("election read failed", "err", err)
-			pause(ctx, changed, time.Second)
+			discovery.Pause(ctx, changed, time.Second)
 			continue
 		case pred == "":
 			e.lead(ctx, changed, lead)
@@ -78,7 +78,7 @@ func (e *election) run(ctx context.Context, lead func(context.Context)) {
 		exists, _, gone, err := e.conn.ZK().ExistsW(pred)
 		if err != nil {
 			e.log.Warn("election watch failed", "err", err)
-			pause(ctx, changed, time.Second)
+			discovery.Pause(ctx, changed, time.Second)
 			continue
 		}
 		if !exists {
@@ -192,15 +192,4 @@ func sequence(name string) int64 {
 		return -1
 	}
 	return n
-}
-
-// pause blocks until ctx ends, ch closes or d passes.
-func pause(ctx context.Context, ch <-chan struct{}, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-ch:
-	case <-t.C:
-	}
 }
