@@ -169,36 +169,21 @@ func TestCorpus(t *testing.T) {
 var previewFields = []string{"title", "url", "type", "image", "description", "author", "site_name",
 	"locale", "icon", "images"}
 
-// previewField returns one field of p as compact JSON.
+// previewField returns one field of p as compact JSON, read through Preview's own JSON form so the
+// comparison follows the wire names.
 func previewField(p *Preview, field string) string {
-	var v any
-	switch field {
-	case "title":
-		v = p.Title
-	case "url":
-		v = p.URL
-	case "type":
-		v = p.Type
-	case "image":
-		v = p.Image
-	case "description":
-		v = p.Description
-	case "author":
-		v = p.Author
-	case "site_name":
-		v = p.SiteName
-	case "locale":
-		v = p.Locale
-	case "icon":
-		v = p.Icon
-	case "images":
-		v = p.Images
-	}
-	b, err := json.Marshal(v)
+	b, err := json.Marshal(p)
 	if err != nil {
 		return "<" + err.Error() + ">"
 	}
-	return string(b)
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return "<" + err.Error() + ">"
+	}
+	if v, ok := fields[field]; ok {
+		return string(v)
+	}
+	return "<no field " + field + ">"
 }
 
 // diffPreview lists the fields where got differs from want, as "field: got X, want Y".
