@@ -21,10 +21,20 @@ type Config struct {
 	CoverageTTL  time.Duration // how long a list's coverage marker is trusted (see timeline.go)
 	Settle       time.Duration // how long after a ring change merges claim no coverage (see timeline.go)
 	CacheTimeout time.Duration // per-call deadline on a cache shard
+	PageCache    int           // timeline pages kept in process (pages.go); 0 = none
 	EnqueueWait  time.Duration // per-write deadline on the queue
 	StoreTimeout time.Duration // per-call deadline on the database
 	DrainTimeout time.Duration // how long shutdown waits for in-flight requests
+	// WriteMode is WriteBack (a post is acknowledged once its job is durably queued) or
+	// WriteThrough (once its row committed on the database primary); see docs/benchmarks.md.
+	WriteMode string
 }
+
+// The write modes of --write-mode.
+const (
+	WriteBack    = "back"
+	WriteThrough = "through"
+)
 
 // Limits that are part of the API rather than tunables.
 const (
@@ -50,9 +60,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CoverageTTL, "coverage-ttl", 30*time.Second, "how long a cached list is trusted as complete without asking the database")
 	fs.DurationVar(&c.Settle, "coverage-settle", 15*time.Second, "after a cache ring change, how long lists are not declared complete (bound on write-back lag)")
 	fs.DurationVar(&c.CacheTimeout, "cache-timeout", 250*time.Millisecond, "per-call deadline on a cache shard")
+	fs.IntVar(&c.PageCache, "page-cache", 10000, "timeline pages kept in process, each checked against its list's version in the cache on every read (0: none)")
 	fs.DurationVar(&c.EnqueueWait, "enqueue-timeout", 2*time.Second, "per-write deadline on the queue")
 	fs.DurationVar(&c.StoreTimeout, "db-timeout", 3*time.Second, "per-call deadline on the database")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for in-flight requests")
+	fs.StringVar(&c.WriteMode, "write-mode", WriteBack,
+		"back: acknowledge a post once its job is durably queued for writebackd; through: upsert it into the database primary inside the request (the baseline write-back is measured against)")
 }
 
 // DefaultConfig returns the flag defaults, for tests and embedding.
@@ -65,6 +78,12 @@ func DefaultConfig() Config {
 // Validate checks the values that would make the service misbehave.
 func (c Config) Validate() error {
 	var errs []error
+	if c.WriteMode != WriteBack && c.WriteMode != WriteThrough {
+		errs = append(errs, fmt.Errorf("--write-mode must be %q or %q, not %q", WriteBack, WriteThrough, c.WriteMode))
+	}
+	if c.PageCache < 0 {
+		errs = append(errs, errors.New("--page-cache must not be negative"))
+	}
 	if c.MaxContents < 1 {
 		errs = append(errs, errors.New("--max-contents must be positive"))
 	}

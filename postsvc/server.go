@@ -40,6 +40,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.IDs == nil || d.Previewer == nil || d.Queue == nil || d.Store == nil || d.Log == nil || d.Registry == nil {
 		return nil, errors.New("postsvc: every dependency is required")
 	}
+	if cfg.WriteMode == WriteThrough && d.Primary == nil {
+		return nil, errors.New("postsvc: --write-mode=through needs a database primary")
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)

@@ -97,6 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Previewer: scrap.NewClient(scraps, nil),
 		Queue:     queue,
 		Store:     readerStore{router},
+		Primary:   primaryStore{router},
 		Log:       log,
 		Registry:  reg,
 	})
@@ -171,12 +172,24 @@ type readerStore struct{ r *postdb.Router }
 // The concrete types main wires in satisfy the interfaces postsvc declares.
 var (
 	_ postsvc.Store          = readerStore{}
+	_ postsvc.Primary        = primaryStore{}
 	_ postsvc.IDSource       = (*guid.Client)(nil)
 	_ postsvc.Previewer      = (*scrap.Client)(nil)
 	_ postsvc.Queue          = (*postqueue.Enqueuer)(nil)
 	_ postsvc.QueueEndpoints = (*postqueue.Enqueuer)(nil)
 	_ postsvc.DBEndpoints    = (*postdb.Router)(nil)
 )
+
+// primaryStore writes through the router's current primary (--write-mode=through).
+type primaryStore struct{ r *postdb.Router }
+
+func (s primaryStore) Upsert(ctx context.Context, posts []post.Post) error {
+	st, err := s.r.Primary()
+	if err != nil {
+		return err
+	}
+	return st.Upsert(ctx, posts)
+}
 
 func (s readerStore) List(ctx context.Context, userID, maxID uint64, limit int) ([]post.Post, error) {
 	st, err := s.r.Reader()
