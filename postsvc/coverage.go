@@ -27,8 +27,8 @@ package postsvc
 // bodies, and the page read, which is one MULTI/EXEC (marker, list, version token) so that it
 // never pairs a marker with a list from before or after a trim.
 //
-// plv:<uid> is the list's version token: a random value replaced by every write and fill of the
-// list and deleted with the marker. A page read from Redis alone is proven by the marker at the
+// plv:<uid> is the list's version token: a random value replaced by every write to the list and
+// deleted with the marker when a write's cache step failed. A page read from Redis alone is proven by the marker at the
 // moment of its MULTI, which also reads the token; the in-process page cache (pages.go) may serve
 // that page again only while the token is unchanged, checked with one GET per request. So a post
 // acknowledged by any postsvcd (its write replaced the token before the 201) is on the next page
@@ -237,8 +237,10 @@ type fillArgs struct {
 	ListExisted bool     `json:"list_existed"`
 }
 
-// fill writes a merge back: the bodies, then (atomically) the ids, the marker and the trim, then a
-// new token. A merge of bodies only (no ids, no claim) leaves the list and its token alone.
+// fill writes a merge back: the bodies, then (atomically) the ids, the marker and the trim. It
+// leaves the token alone: a fill adds only posts already persisted, and a page proven complete
+// before it stays true (only a new post changes a timeline, and its write replaces the token), so
+// the pages kept in process of a user whose older pages are being filled stay valid.
 func (c *coverage) fill(ctx context.Context, sh *shard, m merge) error {
 	a := fillArgs{Members: make([]string, 0, len(m.ids)), ListMax: c.listMax, ListTTLMS: c.listTTL.Milliseconds(),
 		MarkerTTLMS: c.markerTTL.Milliseconds(), Version: strconv.FormatInt(m.version, 10), ListExisted: m.listExisted}
@@ -261,7 +263,6 @@ func (c *coverage) fill(ctx context.Context, sh *shard, m merge) error {
 		}
 		if len(m.ids) > 0 || m.claim {
 			fillScript.Eval(ctx, p, []string{listKey(m.uid), coverageKey(m.uid)}, args)
-			p.Set(ctx, versionKey(m.uid), newToken(), c.listTTL)
 		}
 		return nil
 	})

@@ -201,6 +201,10 @@ type harness struct {
 	version int64
 	hc      *http.Client
 	clock   atomic.Int64 // offset added to the real clock, in ns
+	cfg     Config
+	store   Store
+	peers   []*Server // further postsvc instances over the same shards and database (addPeer)
+	via     int       // which instance do() talks to: 0 is srv, i is peers[i-1]
 }
 
 func (h *harness) now() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) }
@@ -230,23 +234,9 @@ func newHarnessReading(t testing.TB, nShards int, mutate func(*Config), store St
 	if store == nil {
 		store = h.db
 	}
-	srv, err := New(cfg, Deps{IDs: h.ids, Previewer: h.scrap, Queue: h.db, Store: store,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: metrics.NewRegistry(), Now: h.now})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	h.srv = srv
-	h.base = "http://" + srv.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		srv.Shutdown(sctx)
-	})
+	h.cfg, h.store = cfg, store
+	h.srv = h.start()
+	h.base = "http://" + h.srv.Addr().String()
 	all := make([]int, nShards)
 	for i := range all {
 		all[i] = i
@@ -255,9 +245,59 @@ func newHarnessReading(t testing.TB, nShards int, mutate func(*Config), store St
 	return h
 }
 
-// setAlive puts the listed shards on the ring under a new version.
+// start runs one more postsvc Server over the harness's fakes, stopped at cleanup.
+func (h *harness) start() *Server {
+	h.t.Helper()
+	srv, err := New(h.cfg, Deps{IDs: h.ids, Previewer: h.scrap, Queue: h.db, Store: h.store,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: metrics.NewRegistry(), Now: h.now})
+	if err != nil {
+		h.t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	h.t.Cleanup(func() {
+		cancel()
+		<-done
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		srv.Shutdown(sctx)
+	})
+	return srv
+}
+
+// addPeer starts another instance on the current ring (as a second postsvcd would be).
+func (h *harness) addPeer() {
+	h.t.Helper()
+	p := h.start()
+	p.Cache().Update(h.version, h.nodes(h.alive()...))
+	h.peers = append(h.peers, p)
+}
+
+// servers returns every instance, srv first.
+func (h *harness) servers() []*Server { return append([]*Server{h.srv}, h.peers...) }
+
+// alive returns the indexes of the shards on srv's ring.
+func (h *harness) alive() []int {
+	var out []int
+	for i := range h.shards {
+		if h.srv.Cache().view().shards[fmt.Sprintf("redis%d", i+1)] != nil {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// setAlive puts the listed shards on every instance's ring under a new version.
 func (h *harness) setAlive(idx ...int) {
 	h.version++
+	for _, srv := range h.servers() {
+		srv.Cache().Update(h.version, h.nodes(idx...))
+	}
+}
+
+// nodes is R/cache/nodes with the listed shards ALIVE and the others DOWN.
+func (h *harness) nodes(idx ...int) []discovery.CacheNode {
 	var nodes []discovery.CacheNode
 	for i, r := range h.shards {
 		status := discovery.StatusDown
@@ -266,7 +306,7 @@ func (h *harness) setAlive(idx ...int) {
 		}
 		nodes = append(nodes, discovery.CacheNode{Name: fmt.Sprintf("redis%d", i+1), Addr: r.Addr(), Status: status})
 	}
-	h.srv.Cache().Update(h.version, nodes)
+	return nodes
 }
 
 type apiResp struct {
@@ -276,7 +316,11 @@ type apiResp struct {
 
 func (h *harness) do(method, path string, body string) apiResp {
 	h.t.Helper()
-	req, err := http.NewRequest(method, h.base+path, strings.NewReader(body))
+	base := h.base
+	if h.via > 0 {
+		base = "http://" + h.peers[h.via-1].Addr().String()
+	}
+	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
 	if err != nil {
 		h.t.Fatalf("request: %v", err)
 	}
