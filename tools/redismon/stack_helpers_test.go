@@ -290,7 +290,7 @@ func (p planted) in(body []byte) bool {
 	return bytes.Contains(body, []byte(p.marker)) || bytes.Contains(body, []byte(strconv.FormatUint(p.id, 10)))
 }
 
-// plant writes the stale entries on c. The fake id is an hour past the newest real one, so it
+// plant writes the stale entries on c, as a write of a post would. The fake id is an hour past the newest real one, so it
 // sorts first on every page.
 func plant(t *testing.T, c *redis.Client, uid, newest uint64, label string) planted {
 	t.Helper()
@@ -308,6 +308,11 @@ func plant(t *testing.T, c *redis.Client, uid, newest uint64, label string) plan
 		t.Fatalf("SET: %v", err)
 	}
 	if err := c.Set(ctx, p.canary, p.marker, 0).Err(); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	// As a write does, replace the list's version token: postsvcd keeps pages in process only
+	// while it is unchanged (postsvc/coverage.go), and the control reads must see the plant.
+	if err := c.Set(ctx, fmt.Sprintf("plv:%d", uid), p.marker, 0).Err(); err != nil {
 		t.Fatalf("SET: %v", err)
 	}
 	return p
