@@ -184,6 +184,11 @@ func (e *Env) Close(o options) {
 // its --listen and --advertise moved to a free port and extra flags added, and waits until its
 // /readyz answers 200. Its CPU is accounted under group.
 func (e *Env) StartLike(ctx context.Context, node, group string, flags ...string) (string, error) {
+	return e.StartLikeWith(ctx, node, group, "", flags...)
+}
+
+// StartLikeWith is StartLike running the program bin instead of the node's own ("" keeps it).
+func (e *Env) StartLikeWith(ctx context.Context, node, group, bin string, flags ...string) (string, error) {
 	n, ok := e.Node(node)
 	if !ok {
 		return "", fmt.Errorf("node %s not running", node)
@@ -196,6 +201,9 @@ func (e *Env) StartLike(ctx context.Context, node, group string, flags ...string
 	addr, err := freeAddr()
 	if err != nil {
 		return "", err
+	}
+	if bin != "" {
+		args[0] = bin
 	}
 	for i := 1; i+1 < len(args); i++ {
 		if args[i] == "--listen" || args[i] == "--advertise" {

@@ -45,7 +45,9 @@ type options struct {
 
 // scenarios are the benchmarks by name; read scenarios join this list.
 var scenarios = map[string]func() Scenario{
-	"write": writeScenario,
+	"write":     writeScenario,
+	"read-warm": readWarmScenario,
+	"read-cold": readColdScenario,
 }
 
 func main() {
