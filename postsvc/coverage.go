@@ -178,18 +178,6 @@ func (c *coverage) read(ctx context.Context, sh *shard, uid, maxID uint64, n int
 	return r, nil
 }
 
-// token returns uid's list version token, "" when there is none.
-func (c *coverage) token(ctx context.Context, sh *shard, uid uint64) (string, error) {
-	tok, err := sh.rdb.Get(ctx, versionKey(uid)).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("GET %s on %s: %w", versionKey(uid), sh.name, err)
-	}
-	return tok, nil
-}
-
 // sawDownTo returns the X a merge may claim: the merge of up to limit+1 database rows and the
 // cached ids saw everything both sources hold at or above it. A source that returned more than
 // limit ids was seen down to its oldest one read; one that returned fewer ran out, and bounds

@@ -71,9 +71,7 @@ func (s *Service) keptPage(ctx context.Context, sh *shard, view *ringView, key p
 	if p == nil || p.version != view.version || !s.now().Before(p.until) {
 		return nil, nil
 	}
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.CacheTimeout)
-	tok, err := s.cov.token(cctx, sh, key.uid)
-	cancel()
+	tok, err := sh.tokens.get(ctx, key.uid)
 	if err != nil || tok != p.token {
 		return nil, err
 	}

@@ -47,9 +47,7 @@ func writeScenario() Scenario {
 				}
 				targets = append(targets, addr)
 			}
-			arm := writeArm(env, "write-through", targets)
-			arm.Extra = nil // writebackd's batches and lag belong to the write-back arm
-			return arm, nil
+			return writeArm(env, "write-through", targets), nil
 		},
 		After: lagRound,
 	}
