@@ -24,13 +24,15 @@ type pageKey struct {
 	limit     int
 }
 
-// keptPage is a page and what it was proven under. It is never modified once kept.
+// keptPage is a page and what it was proven under. It is never modified once kept. (A page
+// built by a merge travels in the same struct, unkept, without version, token or body.)
 type keptPage struct {
 	version int64     // ring version
 	token   string    // plv:<uid> at the read
 	until   time.Time // when the marker that proved it expires
 	posts   []json.RawMessage
 	next    uint64
+	body    []byte // the API's JSON document of the page
 }
 
 func newPageCache(max int) *pageCache {

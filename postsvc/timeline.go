@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/the-red/zkpost/internal/httpapi"
@@ -21,6 +22,26 @@ import (
 // JSON form (cached bodies pass through without a decode and re-encode), and the id where the next
 // page starts (0 when there is none).
 func (s *Service) Page(ctx context.Context, q listQuery) ([]json.RawMessage, uint64, error) {
+	p, err := s.page(ctx, q)
+	if err != nil {
+		return nil, 0, err
+	}
+	return p.posts, p.next, nil
+}
+
+// PageJSON is Page as the API's JSON document; a kept page's is rendered once.
+func (s *Service) PageJSON(ctx context.Context, q listQuery) ([]byte, error) {
+	p, err := s.page(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if p.body != nil {
+		return p.body, nil
+	}
+	return appendPage(nil, p.posts, p.next), nil
+}
+
+func (s *Service) page(ctx context.Context, q listQuery) (*keptPage, error) {
 	view := s.cache.view()
 	sh := view.shardFor(listKey(q.UserID))
 	if sh == nil {
@@ -31,7 +52,7 @@ func (s *Service) Page(ctx context.Context, q listQuery) ([]json.RawMessage, uin
 	kept, err := s.keptPage(ctx, sh, view, key)
 	if kept != nil {
 		s.metrics.cacheOp("list", "kept")
-		return kept.posts, kept.next, nil
+		return kept, nil
 	}
 	var r listRead
 	if err == nil {
@@ -54,13 +75,39 @@ func (s *Service) Page(ctx context.Context, q listQuery) ([]json.RawMessage, uin
 	s.metrics.cacheOp("list", "hit")
 	posts, missed, complete, err := s.bodies(ctx, sh, ids, nil)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	s.putBodies(ctx, sh, q.UserID, missed)
+	p := &keptPage{version: view.version, token: r.token, until: s.now().Add(s.keptFor(r)), posts: posts, next: next}
 	if complete {
-		s.pages.put(key, &keptPage{version: view.version, token: r.token, until: s.now().Add(s.keptFor(r)), posts: posts, next: next})
+		p.body = appendPage(nil, posts, next)
+		s.pages.put(key, p)
 	}
-	return posts, next, nil
+	return p, nil
+}
+
+// appendPage writes {"posts":[…],"next_id":"<id>"|null} around bodies already in client JSON:
+// json.Marshal would validate and compact every one of them again.
+func appendPage(b []byte, posts []json.RawMessage, next uint64) []byte {
+	n := len(b) + 64
+	for _, p := range posts {
+		n += len(p) + 1
+	}
+	b = slices.Grow(b, n)
+	b = append(b, `{"posts":[`...)
+	for i, p := range posts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, p...)
+	}
+	b = append(b, `],"next_id":`...)
+	if next == 0 {
+		return append(b, "null}"...)
+	}
+	b = append(b, '"')
+	b = strconv.AppendUint(b, next, 10)
+	return append(b, `"}`...)
 }
 
 // keptPage returns the page kept in process for key when its list has not changed since (same
@@ -87,13 +134,13 @@ func (s *Service) keptFor(r listRead) time.Duration {
 }
 
 // mergedPage builds the page from the database and what the cache had, and writes it back.
-func (s *Service) mergedPage(ctx context.Context, q listQuery, sh *shard, view *ringView, r listRead) ([]json.RawMessage, uint64, error) {
+func (s *Service) mergedPage(ctx context.Context, q listQuery, sh *shard, view *ringView, r listRead) (*keptPage, error) {
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
 	rows, err := s.store.List(dctx, q.UserID, q.MaxID, q.Limit+1)
 	cancel()
 	if err != nil {
 		s.log.Warn("db list failed", "user_id", q.UserID, "err", err)
-		return nil, 0, httpapi.ErrUnavailable
+		return nil, httpapi.ErrUnavailable
 	}
 	fromDB, dbIDs := ownRows(rows, q)
 	merged := mergeDesc(r.ids, dbIDs)
@@ -102,8 +149,11 @@ func (s *Service) mergedPage(ctx context.Context, q listQuery, sh *shard, view *
 		page, next = merged[:q.Limit], merged[q.Limit]
 	}
 	posts, missed, _, err := s.bodies(ctx, sh, page, fromDB)
-	if err != nil || sh == nil {
-		return posts, next, err
+	if err != nil {
+		return nil, err
+	}
+	if sh == nil {
+		return &keptPage{posts: posts, next: next}, nil
 	}
 	for _, id := range dbIDs {
 		if _, listed := slices.BinarySearchFunc(r.ids, id, newestFirst); !listed {
@@ -114,7 +164,7 @@ func (s *Service) mergedPage(ctx context.Context, q listQuery, sh *shard, view *
 	settled := s.now().Sub(view.since) >= s.cfg.Settle
 	s.fill(ctx, sh, merge{uid: q.UserID, version: view.version, from: q.MaxID, claim: settled, x: x,
 		listExisted: r.exists, ids: idsAtLeast(merged, x), bodies: missed})
-	return posts, next, nil
+	return &keptPage{posts: posts, next: next}, nil
 }
 
 // ownRows encodes the rows of q's user at or below q.MaxID, newest first.
