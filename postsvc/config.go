@@ -28,6 +28,10 @@ type Config struct {
 	// WriteMode is WriteBack (a post is acknowledged once its job is durably queued) or
 	// WriteThrough (once its row committed on the database primary); see docs/benchmarks.md.
 	WriteMode string
+	// IDBlock is how many ids postsvcd takes from guidd per request at most (concurrent writes
+	// share one request); IDMaxAge bounds how long a spare id waits (guid.ClientOptions).
+	IDBlock  int
+	IDMaxAge time.Duration
 }
 
 // The write modes of --write-mode.
@@ -64,6 +68,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.EnqueueWait, "enqueue-timeout", 2*time.Second, "per-write deadline on the queue")
 	fs.DurationVar(&c.StoreTimeout, "db-timeout", 3*time.Second, "per-call deadline on the database")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for in-flight requests")
+	fs.IntVar(&c.IDBlock, "id-block", 64, "ids taken from guidd per request at most, shared by concurrent writes (1: one request per id)")
+	fs.DurationVar(&c.IDMaxAge, "id-max-age", 5*time.Millisecond, "how long a spare id may wait; an id's time is its post's created_at")
 	fs.StringVar(&c.WriteMode, "write-mode", WriteBack,
 		"back: acknowledge a post once its job is durably queued for writebackd; through: upsert it into the database primary inside the request (the baseline write-back is measured against)")
 }
@@ -84,6 +90,9 @@ func (c Config) Validate() error {
 	if c.PageCache < 0 {
 		errs = append(errs, errors.New("--page-cache must not be negative"))
 	}
+	if c.IDBlock < 1 || c.IDBlock > 4096 {
+		errs = append(errs, errors.New("--id-block must be 1–4096"))
+	}
 	if c.MaxContents < 1 {
 		errs = append(errs, errors.New("--max-contents must be positive"))
 	}
@@ -95,7 +104,7 @@ func (c Config) Validate() error {
 		d    time.Duration
 	}{{"--scrap-timeout", c.ScrapTimeout}, {"--post-ttl", c.PostTTL}, {"--url-ttl", c.URLTTL},
 		{"--coverage-ttl", c.CoverageTTL}, {"--coverage-settle", c.Settle}, {"--cache-timeout", c.CacheTimeout}, {"--enqueue-timeout", c.EnqueueWait},
-		{"--db-timeout", c.StoreTimeout}, {"--drain-timeout", c.DrainTimeout}}
+		{"--db-timeout", c.StoreTimeout}, {"--drain-timeout", c.DrainTimeout}, {"--id-max-age", c.IDMaxAge}}
 	for _, d := range durations {
 		if d.d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", d.name))

@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer guids.Stop()
 	scraps := conn.NewBalancer(layout.Nodes("scrap"))
 	defer scraps.Stop()
-	ids := guid.NewClient(guids, guid.ClientOptions{})
+	ids := guid.NewClient(guids, guid.ClientOptions{Block: cfg.IDBlock, MaxAge: cfg.IDMaxAge})
 	defer ids.Close()
 	router := postdb.NewRouter(dcfg, log, reg)
 	defer router.Close()
