@@ -2,7 +2,7 @@
 // daemon's ephemeral node again on every new session, watches paths as streams of full snapshots,
 // and maps keys to cache shards on a consistent-hash ring.
 //
-// go-zookeeper/zk gives none of the rules of DESIGN §3 for free. After a session expires the library
+// go-zookeeper/zk gives none of the rules of docs/zookeeper.md#rules-registrants-and-readers-follow for free. After a session expires the library
 // reconnects with a NEW session and forgets the ephemeral nodes and watches of the old one; watches
 // fire once; a path that does not exist cannot be watched for children; and the library's event
 // channel is small and drops events. So this package:

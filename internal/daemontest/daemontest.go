@@ -1,4 +1,4 @@
-// Package daemontest checks the ZooKeeper life cycle every daemon shares (DESIGN §3): it starts
+// Package daemontest checks the ZooKeeper life cycle every daemon shares (docs/zookeeper.md#rules-registrants-and-readers-follow): it starts
 // while ZooKeeper is down (alive, not ready, nothing registered), becomes ready and registers its
 // serverset node once ZooKeeper is up, exposes the ZooKeeper metrics, and on SIGTERM deletes its
 // node before it exits — at once, not after the session timeout.

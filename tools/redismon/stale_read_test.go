@@ -12,7 +12,7 @@ import (
 	"github.com/the-red/zkpost/discovery"
 )
 
-// TestRestartedShardNeverServesStaleKeys is semantic 6 end to end, with real processes: a cache
+// TestRestartedShardNeverServesStaleKeys is docs/failure-semantics.md §6 end to end, with real processes: a cache
 // shard restarted with stale keys in it (AOF) is flushed before it is ALIVE again, and no postsvcd
 // ever reads a stale key from it — neither after an outage long enough for redismon to mark it
 // DOWN, nor after a kill -9 and immediate restart that only the run_id check can notice (redismon

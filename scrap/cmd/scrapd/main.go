@@ -1,4 +1,4 @@
-// Command scrapd is the link-preview server (docs/api.md): GET /api/v1/scrap?url=… fetches a page
+// Command scrapd is the link-preview server (docs/api.md#scrapd): GET /api/v1/scrap?url=… fetches a page
 // under the SSRF guard and limits and returns its Open Graph preview. It registers under
 // <zk-root>/scrap/nodes/<host:port> so postsvcd finds it. Its life cycle is internal/daemon's.
 package main

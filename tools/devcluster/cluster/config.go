@@ -1,4 +1,4 @@
-// Package cluster runs the whole zkpost topology (DESIGN §2) as local processes: ZooKeeper,
+// Package cluster runs the whole zkpost topology (docs/architecture.md#the-processes) as local processes: ZooKeeper,
 // Redis, MariaDB and Prometheus from the machine's installed binaries, and our daemons from a
 // directory of built binaries. It is the engine behind `devcluster` and the end-to-end test.
 //
