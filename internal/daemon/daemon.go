@@ -1,5 +1,5 @@
-// Package daemon is the one life cycle every zkpost daemon follows (docs/architecture.md,
-// "Process lifecycle"). A daemon's cmd main fills in only what is its own; this package owns the
+// Package daemon is the one life cycle every zkpost daemon follows
+// (docs/architecture.md#process-lifecycle). A daemon's cmd main fills in only what is its own; this package owns the
 // rest, in the same order for every binary:
 //
 //   - flags with the environment fallback <BINARY>_<FLAG> (internal/flagenv), the resolved
