@@ -37,93 +37,40 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/flagenv"
-	"github.com/the-red/zkpost/internal/logging"
-	"github.com/the-red/zkpost/internal/metrics"
+	"github.com/the-red/zkpost/internal/daemon"
 )
 
 const binary = "redismon"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", binary, err)
-		os.Exit(1)
-	}
-}
+func main() { daemon.Main(binary, run) }
 
 // shutdownLimit bounds how long the leader's current round may take to finish after a signal;
-// past it the ZooKeeper client is closed, which fails any call still waiting on it.
+// past it the ZooKeeper session is closed, which fails any call still waiting on it.
 const shutdownLimit = 10 * time.Second
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := flag.NewFlagSet(binary, flag.ContinueOnError)
-	var (
-		zkCfg  discovery.Config
-		logCfg logging.Config
-		cfg    Config
-	)
-	zkCfg.RegisterFlags(fs)
-	logCfg.RegisterFlags(fs)
-	cfg.RegisterFlags(fs)
-	if err := flagenv.Parse(fs, binary, args, getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
+	var cfg Config
+	spec := daemon.Spec{Name: binary, Flags: cfg.RegisterFlags}
+	return daemon.Run(ctx, spec, args, getenv, stdout, func(ctx context.Context, p *daemon.Process) error {
+		// go-redis logs dial failures of a down server on its own global logger; they are
+		// expected here, and redismon logs what it concludes from them.
+		redis.SetLogger(redisLogger{p.Log})
+		m, err := New(cfg, p.Conn, p.Layout, p.Log, p.Metrics)
+		if err != nil {
+			return err
 		}
-		return err
-	}
-	log, err := logging.New(stdout, logCfg, binary)
-	if err != nil {
-		return err
-	}
-	log.Info("config", flagenv.Describe(fs)...)
-	// go-redis logs dial failures of a down server on its own global logger; they are expected
-	// here, and redismon logs what it concludes from them.
-	redis.SetLogger(redisLogger{log})
-	conn, err := discovery.Dial(zkCfg, log)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	reg := metrics.NewRegistry()
-	if err := conn.RegisterMetrics(reg); err != nil {
-		return err
-	}
-	m, err := New(cfg, conn, discovery.Layout{Root: zkCfg.Root}, log, reg)
-	if err != nil {
-		return err
-	}
-	log.Info("listening", "addr", m.Addr().String())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		select {
-		case err = <-done:
-		case <-time.After(shutdownLimit):
-			log.Warn("shutdown slow; closing the ZooKeeper session")
-			conn.Close()
-			err = <-done
-		}
-	}
-	log.Info("stopped")
-	return err
+		p.Log.Info("listening", "addr", m.Addr().String())
+		// The Monitor's Run keeps its registration beside its election: when ctx ends it leaves
+		// the election (a standby takes over at once), deregisters, and stops its HTTP server.
+		return p.Serve(ctx, m, shutdownLimit)
+	})
 }
 
 // redisLogger sends go-redis' printf-style logs to slog at debug level.
