@@ -1,10 +1,10 @@
 package postsvc
 
-// Timelines and semantic 4: a page is complete and correctly ordered whatever the cache holds.
-// A page request, top to bottom: the page kept in process if its list's token is unchanged
-// (pages.go); else one atomic read of the list (coverage.go) and, when its marker proves the page
-// complete, the bodies in one MGET; else a merge with the database, written back (coverage.go's
-// fill). Which of these may answer is coverage.go's decision.
+// Timelines and docs/failure-semantics.md §4: a page is complete and correctly ordered whatever
+// the cache holds. A page request, top to bottom: the page kept in process if its list's token is
+// unchanged (pages.go); else one atomic read of the list (coverage.go) and, when its marker proves
+// the page complete, the bodies in one MGET; else a merge with the database, written back
+// (coverage.go's fill). Which of these may answer is coverage.go's decision.
 
 import (
 	"context"
