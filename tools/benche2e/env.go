@@ -134,10 +134,15 @@ func (e *Env) readState() error {
 // running reports whether a supervisor recorded in dir is alive.
 func (e *Env) running() bool {
 	st, err := cluster.ReadState(e.Dir)
-	if err != nil || st.SupervisorPid <= 0 {
+	if err != nil || st.SupervisorPid <= 0 || syscall.Kill(st.SupervisorPid, 0) != nil {
 		return false
 	}
-	return syscall.Kill(st.SupervisorPid, 0) == nil
+	for _, n := range st.Nodes {
+		if n.Name == "postsvc-1" {
+			return n.Pid > 0 && syscall.Kill(n.Pid, 0) == nil
+		}
+	}
+	return false
 }
 
 func (e *Env) devcluster(ctx context.Context, o options, cmd string) error {
