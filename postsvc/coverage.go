@@ -1,6 +1,6 @@
 package postsvc
 
-// Timeline coverage: when the cache alone can answer a page (docs/architecture.md, "Read path").
+// Timeline coverage: when the cache alone can answer a page (docs/architecture.md#timeline-coverage).
 //
 // pl:<uid> holds ids only ever added (by writes and by merges) and removed oldest-first by trims.
 // It can be missing, partial (cold, or a write's cache step failed), trimmed, or stale (built under
@@ -99,6 +99,22 @@ type listRead struct {
 	ids      []uint64
 	token    string        // plv:<uid>, "" when the read could not establish one
 	markerTL time.Duration // what remained of the marker's TTL
+	size     int64         // ids in the list
+	oldest   uint64        // the list's oldest id (0 when empty)
+}
+
+// below tells whether a merge's ids all lie below what a full list holds: its trim would remove
+// them again at once, so writing them back is wasted work.
+func (r listRead) below(ids []uint64, listMax int) bool {
+	if r.size < int64(listMax) {
+		return false
+	}
+	for _, id := range ids {
+		if id >= r.oldest {
+			return false
+		}
+	}
+	return true
 }
 
 // servable tells whether the list alone is the true page of limit ids under ring version
@@ -135,8 +151,8 @@ func newCoverage(cfg Config, log *slog.Logger, m *serviceMetrics) *coverage {
 // when a shard loses its data, and an old page could then match a new list's token.
 func newToken() string { return strconv.FormatUint(rand.Uint64(), 36) }
 
-// read reads up to n ids ≤ maxID (0: no bound) of uid's list, with the marker and token, in one
-// MULTI/EXEC. When the list has no token yet, the read creates one (SET NX), so that the page can
+// read reads up to n ids ≤ maxID (0: no bound) of uid's list, with the marker, the token, the
+// list's size and oldest id, in one MULTI/EXEC. When the list has no token yet, the read creates one (SET NX), so that the page can
 // be kept in process; any later write or fill replaces it.
 func (c *coverage) read(ctx context.Context, sh *shard, uid, maxID uint64, n int) (listRead, error) {
 	from := "+"
@@ -148,19 +164,25 @@ func (c *coverage) read(ctx context.Context, sh *shard, uid, maxID uint64, n int
 	var mCmd *redis.SliceCmd
 	var exCmd *redis.IntCmd
 	var ttlCmd *redis.DurationCmd
-	var idsCmd *redis.StringSliceCmd
+	var idsCmd, oldestCmd *redis.StringSliceCmd
+	var sizeCmd *redis.IntCmd
 	_, err := sh.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		tokCmd = p.Do(ctx, "SET", versionKey(uid), tok, "NX", "GET", "PX", c.listTTL.Milliseconds())
 		mCmd = p.HMGet(ctx, coverageKey(uid), markerVersion, markerX)
 		exCmd = p.Exists(ctx, listKey(uid))
 		ttlCmd = p.PTTL(ctx, coverageKey(uid))
 		idsCmd = p.ZRevRangeByLex(ctx, listKey(uid), &redis.ZRangeBy{Max: from, Min: "-", Count: int64(n)})
+		sizeCmd = p.ZCard(ctx, listKey(uid))
+		oldestCmd = p.ZRange(ctx, listKey(uid), 0, 0)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return listRead{}, fmt.Errorf("reading list of user %d on %s: %w", uid, sh.name, err)
 	}
-	r := listRead{exists: exCmd.Val() == 1, markerTL: ttlCmd.Val(), token: tok}
+	r := listRead{exists: exCmd.Val() == 1, markerTL: ttlCmd.Val(), token: tok, size: sizeCmd.Val()}
+	if o := oldestCmd.Val(); len(o) == 1 {
+		r.oldest, _ = parseMember(o[0])
+	}
 	if old, err := tokCmd.Text(); err == nil {
 		r.token = old
 	}

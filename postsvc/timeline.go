@@ -161,9 +161,13 @@ func (s *Service) mergedPage(ctx context.Context, q listQuery, sh *shard, view *
 		}
 	}
 	x := sawDownTo(rows, r.ids, q.Limit)
+	ids := idsAtLeast(merged, x)
+	if r.below(ids, s.cfg.ListMax) {
+		return &keptPage{posts: posts, next: next}, nil // a page below what the cache holds
+	}
 	settled := s.now().Sub(view.since) >= s.cfg.Settle
 	s.fill(ctx, sh, merge{uid: q.UserID, version: view.version, from: q.MaxID, claim: settled, x: x,
-		listExisted: r.exists, ids: idsAtLeast(merged, x), bodies: missed})
+		listExisted: r.exists, ids: ids, bodies: missed})
 	return &keptPage{posts: posts, next: next}, nil
 }
 

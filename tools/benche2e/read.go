@@ -1,6 +1,6 @@
 package main
 
-// The read scenarios (docs/benchmarks.md):
+// The read scenarios (docs/benchmarks.md#reads):
 //
 //   - read-warm: a warm first page of 10 from postsvcd against tools/httpbaseline serving the
 //     very bytes of such a page, with the same wrk script (the ceiling of the HTTP stack). After
@@ -39,7 +39,7 @@ const (
 	warmUserBase  = 900_000_000 // read-warm: warmUsers users with 12 posts each
 	warmUsers     = 1000
 	coldUserBase  = 910_000_000 // read-cold, first pages: coldUsers users with 11 posts each
-	coldUsers     = 40000
+	coldUsers     = 20000
 	deepUserBase  = 920_000_000 // read-cold, deep pages: deepUsers users with deepPosts posts each
 	deepUsers     = 10
 	deepPosts     = 1100
@@ -267,7 +267,7 @@ func walk(ctx context.Context, target string, uid, pages int) error {
 // evict deletes the cached lists of users [base, base+users) on every cache shard.
 func evict(ctx context.Context, env *Env, base, users int) error {
 	for _, n := range env.State.Nodes {
-		if !strings.HasPrefix(n.Name, "redis") || n.Pid <= 0 {
+		if nodeGroup(n.Name) != "cache redis" || n.Pid <= 0 {
 			continue
 		}
 		c := redis.NewClient(&redis.Options{Addr: env.Addr(n.Name)})
