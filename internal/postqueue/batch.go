@@ -18,16 +18,18 @@ import (
 // library's worker pool, which fetches one job per round trip, acknowledges one per round trip
 // and polls an idle queue (see the package doc, "Batches").
 
-// fetchScript moves up to ARGV[1] jobs from the job list to the pool's in-progress list, oldest
-// first (as gocraft's fetch: RPOPLPUSH), and returns them. KEYS: job list, in-progress list.
+// fetchScript moves jobs from the job list to the fetcher's in-progress list (RPOPLPUSH, oldest
+// first, as gocraft's fetch) until that list holds ARGV[1], and returns the whole list. A fetcher
+// fetches only once its previous batch is settled, so whatever its list still holds is stranded
+// there by a fetch whose reply was lost (a timeout, a dropped connection): those jobs are handed
+// out again with the batch instead of waiting for the process to die and a reaper to find them.
+// KEYS: job list, in-progress list.
 var fetchScript = redis.NewScript(2, `
-local out = {}
-for i = 1, tonumber(ARGV[1]) do
-  local j = redis.call('rpoplpush', KEYS[1], KEYS[2])
-  if not j then break end
-  out[#out + 1] = j
+local n = tonumber(ARGV[1]) - redis.call('llen', KEYS[2])
+for i = 1, n do
+  if not redis.call('rpoplpush', KEYS[1], KEYS[2]) then break end
 end
-return out`)
+return redis.call('lrange', KEYS[2], 0, -1)`)
 
 // settleScript settles a batch in one round trip: for each job, ARGV holds its fetched bytes, an
 // action ("ack", "retry" or "dead"), a score and, for retry and dead, the updated document, which
@@ -75,10 +77,15 @@ func fetchBatch(ctx context.Context, c redis.Conn, k keys, pool string, max int,
 	}
 	secs := max1(int64(block / time.Second))
 	_ = c.Send("BRPOPLPUSH", k.jobs(), k.inProgress(pool), secs)
-	_ = fetchScript.SendHash(c, k.jobs(), k.inProgress(pool), max-1)
+	_ = fetchScript.SendHash(c, k.jobs(), k.inProgress(pool), max)
 	replies, err := redis.Values(redis.DoWithTimeout(c, time.Duration(secs)*time.Second+io, ""))
 	if err != nil {
 		return nil, err
+	}
+	// The script's answer holds the popped job too (it is in the in-progress list); if the
+	// script failed, the popped job alone is in progress.
+	if all, err := redis.ByteSlices(replies[1], nil); err == nil {
+		return all, nil
 	}
 	first, err := redis.Bytes(replies[0], nil)
 	if errors.Is(err, redis.ErrNil) {
@@ -87,11 +94,7 @@ func fetchBatch(ctx context.Context, c redis.Conn, k keys, pool string, max int,
 	if err != nil {
 		return nil, err
 	}
-	rest, err := redis.ByteSlices(replies[1], nil)
-	if err != nil {
-		return [][]byte{first}, nil //nolint:nilerr // the first job is in progress: handle it
-	}
-	return append([][]byte{first}, rest...), nil
+	return [][]byte{first}, nil
 }
 
 func max1(n int64) int64 { return max(n, 1) }
@@ -155,24 +158,29 @@ func newPoolID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// heartbeat writes the pool's heartbeat hash and worker_pools entry in gocraft's format, which
-// the web UI lists and every reaper reads.
-func heartbeat(ctx context.Context, c redis.Conn, k keys, pool string, started time.Time, concurrency int) error {
+// heartbeat writes each fetcher's heartbeat hash and worker_pools entry in gocraft's format,
+// which the web UI lists and every reaper reads. Each fetcher is a pool in gocraft's sense (its
+// own in-progress list), so that a fetcher can tell its stranded jobs from others' in flight.
+func heartbeat(ctx context.Context, c redis.Conn, k keys, pools []string, started time.Time, concurrency int) error {
 	host, _ := os.Hostname()
-	_ = c.Send("SADD", k.workerPools(), pool)
-	_ = c.Send("HSET", k.heartbeat(pool), "heartbeat_at", time.Now().Unix(), "started_at", started.Unix(),
-		"job_names", JobName, "concurrency", concurrency, "worker_ids", pool, "host", host,
-		"pid", strconv.Itoa(os.Getpid()))
+	for _, pool := range pools {
+		_ = c.Send("SADD", k.workerPools(), pool)
+		_ = c.Send("HSET", k.heartbeat(pool), "heartbeat_at", time.Now().Unix(), "started_at", started.Unix(),
+			"job_names", JobName, "concurrency", concurrency, "worker_ids", pool, "host", host,
+			"pid", strconv.Itoa(os.Getpid()))
+	}
 	if _, err := redis.DoContext(c, ctx, ""); err != nil {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
 	return nil
 }
 
-// unregister removes the pool's heartbeat and worker_pools entry (gocraft's stop does the same).
-func unregister(ctx context.Context, c redis.Conn, k keys, pool string) error {
-	_ = c.Send("SREM", k.workerPools(), pool)
-	_ = c.Send("DEL", k.heartbeat(pool))
+// unregister removes the pools' heartbeats and worker_pools entries (gocraft's stop does the same).
+func unregister(ctx context.Context, c redis.Conn, k keys, pools []string) error {
+	for _, pool := range pools {
+		_ = c.Send("SREM", k.workerPools(), pool)
+		_ = c.Send("DEL", k.heartbeat(pool))
+	}
 	_, err := redis.DoContext(c, ctx, "")
 	return err
 }

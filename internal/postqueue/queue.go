@@ -25,7 +25,10 @@
 //     as soon as it is pushed. The keys, job documents, heartbeats, retry and dead sets stay
 //     gocraft's, so its web UI lists queued, retrying and dead jobs and retries dead ones; the
 //     requeuer moves due retries back once a second. gocraft's concurrency lock counters are not
-//     maintained (nothing here sets a per-job concurrency limit).
+//     maintained (nothing here sets a per-job concurrency limit). Each fetcher is its own pool
+//     in gocraft's sense (heartbeat, in-progress list), and fetches only once its previous batch
+//     is settled, so jobs stranded in its list by a fetch whose reply was lost come back with
+//     its next batch rather than waiting for the process to die.
 //   - Dead pools: a killed process's in-flight jobs stay in its pool's in-progress list. Every
 //     Worker reaps, at start and every 10 s, pools whose heartbeat is over 15 s old, and orphaned
 //     in-progress lists whose pool is no longer in worker_pools (gocraft/work #146), so the jobs

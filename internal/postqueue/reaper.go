@@ -3,6 +3,7 @@ package postqueue
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,7 +31,7 @@ type reaper struct {
 	k         keys
 	deadAfter time.Duration
 	now       func() time.Time
-	self      string // the reaping pool's own id, never reaped
+	self      []string // the reaping worker's own pool ids, never reaped
 }
 
 // reapScript moves one pool's in-progress jobs back to the queue and forgets the pool.
@@ -68,7 +69,7 @@ func (r reaper) reap(ctx context.Context, pool *redis.Pool) (int, error) {
 	}
 	moved := 0
 	for _, id := range ids {
-		if id == r.self {
+		if slices.Contains(r.self, id) {
 			continue
 		}
 		dead, err := r.isDead(ctx, c, id)
@@ -105,7 +106,7 @@ func (r reaper) reapOrphans(ctx context.Context, c redis.Conn) (int, error) {
 		listKeys, _ := redis.Strings(reply[1], nil)
 		for _, key := range listKeys {
 			id := strings.TrimSuffix(strings.TrimPrefix(key, prefix), suffix)
-			if id == r.self || id == "" {
+			if slices.Contains(r.self, id) || id == "" {
 				continue
 			}
 			listed, err := redis.Bool(redis.DoContext(c, ctx, "SISMEMBER", r.k.workerPools(), id))

@@ -102,7 +102,7 @@ type workerMetrics struct {
 // poolRun is one pool (in gocraft's sense: one heartbeat, one in-progress list) on one Redis.
 type poolRun struct {
 	addr    string
-	id      string
+	ids     []string // one pool id per fetcher
 	started time.Time
 	rp      *redis.Pool
 	gate    *dialGate
@@ -286,7 +286,7 @@ func (w *Worker) swap(addr string) {
 	w.mu.Lock()
 	w.cur = run
 	w.mu.Unlock()
-	w.log.Info("queue worker started", "redis", addr, "pool", run.id, "concurrency", w.cfg.Concurrency, "batch_max", w.cfg.BatchMax)
+	w.log.Info("queue worker started", "redis", addr, "pools", run.ids, "concurrency", w.cfg.Concurrency, "batch_max", w.cfg.BatchMax)
 }
 
 // retire stops a pool: fetching stops, the batches in flight finish (their handlers run to the
@@ -308,7 +308,7 @@ func (w *Worker) retire(cur *poolRun) {
 	cur.bg.Wait()
 	ctx, cancel = context.WithTimeout(context.Background(), w.cfg.Queue.DialTimeout+w.cfg.Queue.IOTimeout)
 	if c, err := cur.rp.GetContext(ctx); err == nil {
-		_ = unregister(ctx, c, w.k, cur.id)
+		_ = unregister(ctx, c, w.k, cur.ids)
 		c.Close()
 	}
 	cancel()
@@ -321,13 +321,16 @@ func (w *Worker) startPool(addr string) *poolRun {
 	// One connection per fetcher, plus the heartbeat, reaper, requeuer and stats.
 	rp := newPool(addr, w.cfg.Queue, fetchers+8, g.dial)
 	ctx, cancel := context.WithCancel(context.Background())
-	run := &poolRun{addr: addr, id: newPoolID(), started: time.Now(), rp: rp, gate: g, stop: cancel}
+	run := &poolRun{addr: addr, started: time.Now(), rp: rp, gate: g, stop: cancel}
+	for range fetchers {
+		run.ids = append(run.ids, newPoolID())
+	}
 	w.beat(ctx, run) // listed before it fetches, so no reaper takes its in-progress list for an orphan's
 	run.bg.Go(func() { w.every(ctx, 5*time.Second, func() { w.beat(ctx, run) }) })
 	run.bg.Go(func() { w.every(ctx, time.Second, func() { w.requeue(ctx, run) }) })
 	run.bg.Go(func() { w.reapLoop(ctx, run) })
-	for range fetchers {
-		run.fetch.Go(func() { w.drain(ctx, run) })
+	for _, id := range run.ids {
+		run.fetch.Go(func() { w.drain(ctx, run, id) })
 	}
 	return run
 }
@@ -363,7 +366,7 @@ var errNoConn = errors.New("no queue connection")
 
 func (w *Worker) beat(ctx context.Context, run *poolRun) {
 	err := w.conn(ctx, run, func(ctx context.Context, c redis.Conn) error {
-		return heartbeat(ctx, c, w.k, run.id, run.started, w.cfg.Concurrency)
+		return heartbeat(ctx, c, w.k, run.ids, run.started, w.cfg.BatchMax)
 	})
 	if err != nil && ctx.Err() == nil {
 		w.log.Debug("queue heartbeat failed", "redis", run.addr, "err", err)
@@ -383,7 +386,7 @@ func (w *Worker) requeue(ctx context.Context, run *poolRun) {
 // reapLoop re-queues dead and orphaned pools' jobs every ReapInterval (see reaper), the first
 // time at once.
 func (w *Worker) reapLoop(ctx context.Context, run *poolRun) {
-	r := reaper{k: w.k, deadAfter: w.cfg.ReapDeadAfter, now: time.Now, self: run.id}
+	r := reaper{k: w.k, deadAfter: w.cfg.ReapDeadAfter, now: time.Now, self: run.ids}
 	reap := func() {
 		rctx, cancel := context.WithTimeout(ctx, 10*w.cfg.Queue.IOTimeout)
 		n, err := r.reap(rctx, run.rp)
@@ -401,18 +404,18 @@ func (w *Worker) reapLoop(ctx context.Context, run *poolRun) {
 
 // drain fetches and handles batches until ctx ends; a batch fetched is always handled and
 // settled, even when ctx ends meanwhile.
-func (w *Worker) drain(ctx context.Context, run *poolRun) {
+func (w *Worker) drain(ctx context.Context, run *poolRun, pool string) {
 	pause := time.Duration(0)
 	for ctx.Err() == nil {
 		var raws [][]byte
 		err := w.conn(ctx, run, func(fctx context.Context, c redis.Conn) error {
 			var err error
-			raws, err = fetchBatch(fctx, c, w.k, run.id, w.cfg.BatchMax, w.cfg.IdleBlock, w.cfg.Queue.IOTimeout)
+			raws, err = fetchBatch(fctx, c, w.k, pool, w.cfg.BatchMax, w.cfg.IdleBlock, w.cfg.Queue.IOTimeout)
 			return err
 		})
 		if len(raws) > 0 {
 			w.m.fetches.Observe(float64(len(raws)))
-			w.process(run, raws)
+			w.process(run, pool, raws)
 		}
 		if err == nil {
 			pause = 0
@@ -434,7 +437,7 @@ func (w *Worker) drain(ctx context.Context, run *poolRun) {
 
 // process decodes a fetched batch, hands its posts to the handler and settles every job in one
 // round trip: acknowledged when its post is stored, else retried or buried.
-func (w *Worker) process(run *poolRun, raws [][]byte) {
+func (w *Worker) process(run *poolRun, pool string, raws [][]byte) {
 	now := time.Now()
 	var (
 		jobs  []fetched
@@ -473,17 +476,17 @@ func (w *Worker) process(run *poolRun, raws [][]byte) {
 			w.log.Warn("queue job dead", "job", string(s.doc))
 		}
 	}
-	w.settle(run, ss)
+	w.settle(run, pool, ss)
 }
 
 // settle applies settlements, retrying while the Redis is unreachable, until it succeeds or the
 // pool is cut off (the jobs then stay in progress for a reaper: at worst a post is written twice,
 // which the upsert absorbs).
-func (w *Worker) settle(run *poolRun, ss []settlement) {
+func (w *Worker) settle(run *poolRun, pool string, ss []settlement) {
 	pause := gateMinPause
 	for {
 		err := w.conn(context.Background(), run, func(ctx context.Context, c redis.Conn) error {
-			return settle(ctx, c, w.k, run.id, ss)
+			return settle(ctx, c, w.k, pool, ss)
 		})
 		if err == nil {
 			return
