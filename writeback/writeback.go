@@ -21,8 +21,8 @@
 // arguments do not decode cannot succeed on any retry: it goes to the dead set at once.
 //
 // Reaping: a killed process's in-flight jobs stay in its pool's in-progress list until a reaper
-// (postqueue's, in every writebackd) sees the pool's heartbeat older than 15 s; reapers run at
-// start and every 10 s, so the jobs are re-queued within about 25 s, by a restarted process or
+// (postqueue's, in every writebackd) sees the pool's heartbeat older than 10 s; reapers run at
+// start and every 5 s, so the jobs are re-queued within about 15 s, by a restarted process or
 // by any other instance.
 //
 // Pickup latency: an idle worker blocks on the queue (BRPOPLPUSH), so a lone post is taken as

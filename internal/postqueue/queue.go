@@ -30,9 +30,9 @@
 //     is settled, so jobs stranded in its list by a fetch whose reply was lost come back with
 //     its next batch rather than waiting for the process to die.
 //   - Dead pools: a killed process's in-flight jobs stay in its pool's in-progress list. Every
-//     Worker reaps, at start and every 10 s, pools whose heartbeat is over 15 s old, and orphaned
+//     Worker reaps, at start and every 5 s, pools whose heartbeat is over 10 s old, and orphaned
 //     in-progress lists whose pool is no longer in worker_pools (gocraft/work #146), so the jobs
-//     run again within about 25 s (reaper.go).
+//     run again within about 15 s (reaper.go).
 //   - While its Redis is down, the worker pool's dials are paced (dialGate) instead of failing
 //     every 10 ms in every goroutine.
 //

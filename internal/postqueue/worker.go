@@ -65,9 +65,9 @@ type WorkerConfig struct {
 	Retry    RetryPolicy
 	// JobTimeout bounds one handler call (its context's deadline).
 	JobTimeout time.Duration
-	// ReapInterval is how often dead pools' in-progress jobs are re-queued (default 10 s);
-	// ReapDeadAfter is how old a heartbeat must be for its pool to count as dead (default 15 s,
-	// three missed beats).
+	// ReapInterval is how often dead pools' in-progress jobs are re-queued (default 5 s);
+	// ReapDeadAfter is how old a heartbeat must be for its pool to count as dead (default 10 s,
+	// two missed beats; reaping a pool that was only slow costs a redundant, idempotent write).
 	ReapInterval  time.Duration
 	ReapDeadAfter time.Duration
 	// IdleBlock is how long one blocking wait on an empty queue lasts before the fetcher looks at
@@ -153,10 +153,10 @@ func (c WorkerConfig) withDefaults() WorkerConfig {
 		c.JobTimeout = 30 * time.Second
 	}
 	if c.ReapInterval <= 0 {
-		c.ReapInterval = 10 * time.Second
+		c.ReapInterval = 5 * time.Second
 	}
 	if c.ReapDeadAfter <= 0 {
-		c.ReapDeadAfter = 15 * time.Second
+		c.ReapDeadAfter = 10 * time.Second
 	}
 	if c.IdleBlock < time.Second {
 		c.IdleBlock = time.Second // BRPOPLPUSH counts whole seconds
