@@ -38,7 +38,8 @@ func (l Layout) Queue() string { return path.Join(l.Root, "queue", "sidekiq") }
 func (l Layout) DB() string { return path.Join(l.Root, "db") }
 
 // RedismonNodes returns the directory where redismon instances register their serverset nodes,
-// so Prometheus discovers them like the services (an addition to the reference's layout: docs/zookeeper.md#additions-to-the-reference-layout).
+// so Prometheus discovers them like the services (an addition to the reference's layout:
+// docs/zookeeper.md#additions-to-the-reference-layout).
 func (l Layout) RedismonNodes() string { return l.Nodes("redismon") }
 
 // RedismonLeader returns the directory of redismon's leader election.

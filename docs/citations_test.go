@@ -204,3 +204,30 @@ func comments(t *testing.T, path string) []comment {
 	}
 	return out
 }
+
+// TestOnlyFailureSemanticsIsNumbered keeps "§N" meaning one thing: the numbered guarantees of
+// failure-semantics.md, which must run §1, §2, … without a gap.
+func TestOnlyFailureSemanticsIsNumbered(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(repoRoot, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]*doc{}
+	for _, file := range files {
+		d := load(t, file, docs)
+		if filepath.Base(file) == "failure-semantics.md" {
+			if len(d.sections) == 0 {
+				t.Errorf("%s: no §N headings", file)
+			}
+			for n := 1; n <= len(d.sections); n++ {
+				if !d.sections[strconv.Itoa(n)] {
+					t.Errorf("%s: §%d missing among %d numbered sections", file, n, len(d.sections))
+				}
+			}
+			continue
+		}
+		if len(d.sections) > 0 {
+			t.Errorf("%s: has §N headings; only failure-semantics.md numbers its sections", file)
+		}
+	}
+}

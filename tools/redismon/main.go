@@ -1,17 +1,19 @@
 // Command redismon watches the cache shards and the queue Redis and writes what it finds to
-// ZooKeeper (docs/operations.md#redismon). Instances elect a leader through ZooKeeper; only the leader acts.
+// ZooKeeper (docs/operations.md#redismon). Instances elect a leader through ZooKeeper; only the
+// leader acts.
 //
 // The leader marks a cache shard DOWN after repeated failed probes, or at once when the shard's
 // Redis restarted; when a DOWN shard answers again it flushes it and only then marks it ALIVE with
-// the next epoch, so a shard never serves data from before its outage (docs/failure-semantics.md §6). It fails the
-// queue Redis over to the most up-to-date secondary when the primary stops answering, and makes
-// the old primary a replica of the new one when it returns.
+// the next epoch, so a shard never serves data from before its outage (docs/failure-semantics.md
+// §6). It fails the queue Redis over to the most up-to-date secondary when the primary stops
+// answering, and makes the old primary a replica of the new one when it returns.
 //
 // How far a reader can be behind (the questions of a flapping shard and of a postsvcd that has not
 // yet seen DOWN):
 //   - A dead shard is marked DOWN within FailThreshold × ProbeInterval + ProbeTimeout (1.75 s with
 //     the defaults), and readers learn it through their ZooKeeper watch a few ms later. Until then
-//     their reads and writes to it fail, and docs/failure-semantics.md §5 (fall back to the database) covers that.
+//     their reads and writes to it fail, and docs/failure-semantics.md §5 (fall back to the
+//     database) covers that.
 //   - A shard that restarts with old data (AOF/RDB) is caught by its new run_id at the next probe,
 //     however quickly it restarted, and marked DOWN; it is flushed before it is ALIVE again. A
 //     reader that reconnected to it before its watch delivered DOWN would read old data for up to
@@ -22,14 +24,15 @@
 //     without persistence, so a restart there comes back empty. What remains: a shard restarted
 //     before redismon ever recorded its run_id (or while no redismon runs) is adopted as it is.
 //   - A postsvcd that has not yet seen DOWN and writes to a returning shard: writes before the
-//     flush are erased by it (the post is in the queue and reaches the database, docs/failure-semantics.md §3's
-//     "unless that cache shard is down"); writes after the flush are post-outage data. DBSIZE 0 is
-//     checked immediately before ALIVE is written; a shard found non-empty is flushed again on a
-//     later probe. Such a write may create a partial list on the fresh shard, which readers
-//     already merge with the database (docs/failure-semantics.md §4).
+//     flush are erased by it (the post is in the queue and reaches the database,
+//     docs/failure-semantics.md §3's "unless that cache shard is down"); writes after the flush are
+//     post-outage data. DBSIZE 0 is checked immediately before ALIVE is written; a shard found
+//     non-empty is flushed again on a later probe. Such a write may create a partial list on the
+//     fresh shard, which readers already merge with the database (docs/failure-semantics.md §4).
 //   - A flapping shard costs one flush per comeback and a new epoch each time; it re-enters the
 //     ring only after RiseThreshold consecutive good probes, which damps the churn.
-//   - A postsvcd cut off from ZooKeeper learns nothing and keeps its last snapshot (docs/zookeeper.md#rules-registrants-and-readers-follow).
+//   - A postsvcd cut off from ZooKeeper learns nothing and keeps its last snapshot
+//     (docs/zookeeper.md#the-rules).
 package main
 
 import (
