@@ -243,6 +243,8 @@ const demoScript = `(function () {
     return e;
   }
   var es = new EventSource('/api/v1/posts/' + encodeURIComponent(list.dataset.uid) + '/stream?last_event_id=' + encodeURIComponent(list.dataset.since));
+  es.onopen = function () { list.dataset.stream = 'open'; };
+  es.onerror = function () { list.dataset.stream = 'reconnecting'; };
   es.onmessage = function (e) {
     var p;
     try { p = JSON.parse(e.data); } catch (_) { return; }

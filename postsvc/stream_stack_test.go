@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
+	"github.com/the-red/zkpost/internal/headless"
 	"github.com/the-red/zkpost/internal/itest"
 )
 
@@ -73,6 +74,8 @@ func TestStreamAcrossInstances(t *testing.T) {
 	b = s.stream(1, uid, strconv.FormatUint(p.ID, 10))
 	expect(t, b, "resumed on the other postsvcd", missed...)
 
+	demoFollowsStream(t, s)
+
 	names := []string{"redis1", "redis2", "redis3"}
 	owner, _ := discovery.NewRing(names).Locate("pl:" + strconv.Itoa(uid))
 	dead := slices.Index(names, owner)
@@ -84,4 +87,43 @@ func TestStreamAcrossInstances(t *testing.T) {
 	after := []uint64{s.mustWrite(1, uid, "after failover 1").ID, s.mustWrite(0, uid, "after failover 2").ID}
 	expect(t, a, "postsvcd 0 after the shard failover", after...)
 	expect(t, b, "postsvcd 1 after the shard failover", after...)
+}
+
+// demoFollowsStream opens the demo page of a user on postsvcd 0 in headless Chromium, types into
+// the form, writes a post through the API of postsvcd 1, and sees it on the page without a
+// reload: the typed text and a marker set on the page's window are still there.
+func demoFollowsStream(t *testing.T, s *stack) {
+	b := headless.Start(t)
+	const uid = 4343
+	s.mustWrite(1, uid, "already there")
+	b.Navigate(s.base(0) + "/demo?user_id=" + strconv.Itoa(uid))
+	if err := b.Eval(`window.notReloaded = true; document.querySelector("textarea").value = "half-typed"; true`, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Let the page's EventSource connect before writing, so the post arrives live, not replayed.
+	b.WaitTrue(10*time.Second, "the page's stream open", `document.getElementById("posts").dataset.stream === "open"`)
+	p, status, err := s.write(1, uid, "written through the other postsvcd", "https://example.com/ä€?q=1")
+	if err != nil || status != 201 {
+		t.Fatalf("write: %d %v", status, err)
+	}
+	b.WaitTrue(10*time.Second, "the new post on the page", `!!document.getElementById("post-`+strconv.FormatUint(p.ID, 10)+`")`)
+	var state struct {
+		Reloaded bool   `json:"reloaded"`
+		Typed    string `json:"typed"`
+		First    string `json:"first"`
+		Href     string `json:"href"`
+		Text     string `json:"text"`
+	}
+	err = b.Eval(`(() => { const a = document.querySelector("#posts article"), l = a.querySelector("a.link");
+		return {reloaded: !window.notReloaded, typed: document.querySelector("textarea").value, first: a.id,
+			href: l.getAttribute("href"), text: l.textContent}; })()`, &state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state.Reloaded || state.Typed != "half-typed" || state.First != "post-"+strconv.FormatUint(p.ID, 10) {
+		b.Fail(fmt.Sprintf("after a live post: got %+v, want no reload, the typed text kept, the new post first", state))
+	}
+	if state.Href != state.Text || state.Text != "https://example.com/%C3%A4%E2%82%AC?q=1" {
+		b.Fail(fmt.Sprintf("live post link: shows %q, links %q; want both https://example.com/%%C3%%A4%%E2%%82%%AC?q=1", state.Text, state.Href))
+	}
 }
