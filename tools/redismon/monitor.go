@@ -136,9 +136,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 func (m *Monitor) lead(ctx context.Context) {
 	m.metrics.isLeader.Set(1)
 	defer m.metrics.isLeader.Set(0)
-	sh := &shards{cfg: m.cfg, zk: m.conn.ZK(), dir: m.layout.CacheNodes(), redis: m.redis, log: m.log,
+	sh := &shards{cfg: m.cfg, zk: m.conn, dir: m.layout.CacheNodes(), redis: m.redis, log: m.log,
 		metrics: m.metrics, now: m.now, counts: map[string]*shardCounts{}, queuePath: m.layout.Queue()}
-	q := &queue{cfg: m.cfg, zk: m.conn.ZK(), path: m.layout.Queue(), redis: m.redis, log: m.log,
+	q := &queue{cfg: m.cfg, zk: m.conn, path: m.layout.Queue(), redis: m.redis, log: m.log,
 		metrics: m.metrics, cacheDir: m.layout.CacheNodes()}
 	var wg sync.WaitGroup
 	wg.Go(func() { every(ctx, m.cfg.ProbeInterval, sh.tick) })

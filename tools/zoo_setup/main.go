@@ -1,6 +1,6 @@
 // Command zoo_setup registers the cache shards, the queue Redis and the database endpoints in
-// ZooKeeper (DESIGN §3, §8), creates the service directories, and lists the tree with its live
-// members.
+// ZooKeeper (docs/zookeeper.md, docs/operations.md#zoo_setup), creates the service directories, and
+// lists the tree with its live members.
 //
 //	zoo_setup --cache redis1:127.0.0.1:16380,redis2:127.0.0.1:16381 \
 //	          --queue-primary 127.0.0.1:16379 --queue-secondary 127.0.0.1:16383 \
@@ -27,8 +27,6 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
-
-	"github.com/go-zookeeper/zk"
 
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/flagenv"
@@ -121,9 +119,9 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 // execute lists the tree, or removes and registers what the flags name.
 func execute(conn *discovery.Conn, layout discovery.Layout, opts options, setup Setup, stdout io.Writer) error {
 	if opts.list {
-		return list(conn.ZK(), layout, opts.json, stdout)
+		return list(conn, layout, opts.json, stdout)
 	}
-	a := applier{zk: conn.ZK(), ensure: conn.EnsurePath, layout: layout, out: stdout}
+	a := applier{zk: conn, ensure: conn.EnsurePath, layout: layout, out: stdout}
 	// Removal first, so one run can move a shard: --remove-cache redis1 --cache redis1:new:6379.
 	if opts.remove != "" {
 		if err := a.ensure(layout.CacheNodes()); err != nil {
@@ -170,7 +168,7 @@ func bounded(ctx context.Context, conn *discovery.Conn, d time.Duration, f func(
 	}
 }
 
-func list(c *zk.Conn, l discovery.Layout, asJSON bool, out io.Writer) error {
+func list(c *discovery.Conn, l discovery.Layout, asJSON bool, out io.Writer) error {
 	t, err := readTree(c, l)
 	if err != nil {
 		return err
