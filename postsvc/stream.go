@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/the-red/zkpost/guid/snowflake"
 	"github.com/the-red/zkpost/internal/httpapi"
 )
 
@@ -71,11 +72,11 @@ func parseStreamQuery(uidText string, header, query []byte) (streamQuery, error)
 
 // idAt is the smallest post id that can carry time t.
 func idAt(t time.Time) uint64 {
-	ms := t.Sub(idEpoch).Milliseconds()
+	ms := t.Sub(snowflake.Epoch).Milliseconds()
 	if ms <= 0 {
 		return 1
 	}
-	return uint64(ms) << 22
+	return snowflake.Compose(ms, 0, 0, 0)
 }
 
 func (s *Server) handleStream(ctx *fasthttp.RequestCtx) {
