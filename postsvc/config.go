@@ -32,6 +32,9 @@ type Config struct {
 	// share one request); IDMaxAge bounds how long a spare id waits (guid.ClientOptions).
 	IDBlock  int
 	IDMaxAge time.Duration
+
+	StreamMax       int           // open timeline streams per process; beyond, 503 (stream.go)
+	StreamHeartbeat time.Duration // idle time after which a stream sends a comment line
 }
 
 // The write modes of --write-mode.
@@ -72,6 +75,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.IDMaxAge, "id-max-age", 5*time.Millisecond, "how long a spare id may wait; an id's time is its post's created_at")
 	fs.StringVar(&c.WriteMode, "write-mode", WriteBack,
 		"back: acknowledge a post once its job is durably queued for writebackd; through: upsert it into the database primary inside the request (the baseline write-back is measured against)")
+	fs.IntVar(&c.StreamMax, "stream-max", 1000, "open timeline streams (GET /api/v1/posts/<uid>/stream) per process; beyond it the answer is 503")
+	fs.DurationVar(&c.StreamHeartbeat, "stream-heartbeat", 15*time.Second, "idle time after which a timeline stream sends a heartbeat comment")
 }
 
 // DefaultConfig returns the flag defaults, for tests and embedding.
@@ -96,6 +101,9 @@ func (c Config) Validate() error {
 	if c.MaxContents < 1 {
 		errs = append(errs, errors.New("--max-contents must be positive"))
 	}
+	if c.StreamMax < 0 {
+		errs = append(errs, errors.New("--stream-max must not be negative"))
+	}
 	if c.ListMax < minListMax {
 		errs = append(errs, fmt.Errorf("--list-max must be at least %d (one page plus the next id)", minListMax))
 	}
@@ -104,7 +112,8 @@ func (c Config) Validate() error {
 		d    time.Duration
 	}{{"--scrap-timeout", c.ScrapTimeout}, {"--post-ttl", c.PostTTL}, {"--url-ttl", c.URLTTL},
 		{"--coverage-ttl", c.CoverageTTL}, {"--coverage-settle", c.Settle}, {"--cache-timeout", c.CacheTimeout}, {"--enqueue-timeout", c.EnqueueWait},
-		{"--db-timeout", c.StoreTimeout}, {"--drain-timeout", c.DrainTimeout}, {"--id-max-age", c.IDMaxAge}}
+		{"--db-timeout", c.StoreTimeout}, {"--drain-timeout", c.DrainTimeout}, {"--id-max-age", c.IDMaxAge},
+		{"--stream-heartbeat", c.StreamHeartbeat}}
 	for _, d := range durations {
 		if d.d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
