@@ -71,7 +71,11 @@ func healthcheck(ctx context.Context, s *stack, svc string) error {
 	if hc == nil || len(hc.Test) < 2 {
 		return fmt.Errorf("%s has no healthcheck", svc)
 	}
-	args := hc.Test[1:]
+	// `docker compose config` writes a literal $ as $$, as in a compose file.
+	var args []string
+	for _, a := range hc.Test[1:] {
+		args = append(args, strings.ReplaceAll(a, "$$", "$"))
+	}
 	if hc.Test[0] == "CMD-SHELL" {
 		args = []string{"sh", "-c", strings.Join(args, " ")}
 	}

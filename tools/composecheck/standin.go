@@ -30,9 +30,12 @@ var basePackages = []string{
 	"prometheus", "wget", "ca-certificates", "tzdata",
 }
 
-// mmdebstrapOptions keep the root file system small: no manuals, documentation or translations.
+// mmdebstrapOptions keep the root file system small: no recommended packages, manuals,
+// documentation or translations. The man1 directory stays, empty: Java's postinst links into it.
 var mmdebstrapOptions = []string{
 	"--variant=apt", "--mode=root", "--format=tar",
+	`--aptopt=APT::Install-Recommends "false"`,
+	`--setup-hook=mkdir -p "$1/usr/share/man/man1"`,
 	"--dpkgopt=path-exclude=/usr/share/man/*",
 	"--dpkgopt=path-exclude=/usr/share/doc/*",
 	"--dpkgopt=path-include=/usr/share/doc/*/copyright",

@@ -24,7 +24,7 @@ if [[ ! -f "$ZOO_CONF_DIR/zoo.cfg" ]]; then
 			tr ' ' '\n' <<<"$ZOO_CFG_EXTRA"
 		fi
 	} >"$ZOO_CONF_DIR/zoo.cfg"
-	# Debian's zkEnv.sh reads the log4j setup beside zoo.cfg: log to the console, as upstream does.
-	cp /etc/zookeeper/conf/log4j.properties "$ZOO_CONF_DIR/" 2>/dev/null || true
+	# The log4j setup that zkServer.sh (stand-in) points at: the console, as upstream does.
+	cp /etc/zookeeper/conf/log4j.properties "$ZOO_CONF_DIR/"
 fi
 exec "$@"
