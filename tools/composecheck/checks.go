@@ -118,8 +118,8 @@ func checkRegistrations(ctx context.Context, s *stack) (zkTree, error) {
 
 func compareMembers(tree zkTree, want map[string]string) error {
 	seen := map[string]bool{}
-	var problems []string
-	for dir, members := range tree.Services {
+	problems := append([]string{}, tree.Problems...)
+	for dir, members := range tree.members() {
 		for _, m := range members {
 			switch {
 			case want[m.addr()] == "":

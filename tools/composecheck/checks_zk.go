@@ -78,7 +78,7 @@ func judgeTargets(t promTargets, tree zkTree) error {
 			problems = append(problems, fmt.Sprintf("%s %s is %q (%s)", tg.ScrapePool, tg.ScrapeURL, tg.Health, tg.LastError))
 		}
 	}
-	for dir, members := range tree.Services {
+	for dir, members := range tree.members() {
 		for _, m := range members {
 			if !discovered[m.addr()] {
 				problems = append(problems, fmt.Sprintf("%s member %s is not a serverset target", dir, m.addr()))

@@ -143,3 +143,12 @@ func TestReportEndsWithTheSummary(t *testing.T) {
 		t.Errorf("got %q, want the failure with its reason", lines[1])
 	}
 }
+
+func TestRedismonCandidatesCountAsMembers(t *testing.T) {
+	var tree zkTree
+	tree.Redismon.Candidates = []string{"redismon-1:8040"}
+	want := map[string]string{"redismon-1:8040": "redismon-1"}
+	checkErr(t, compareMembers(tree, want), "")
+	tree.Problems = []string{"cache node x: bad json"}
+	checkErr(t, compareMembers(tree, want), "bad json")
+}

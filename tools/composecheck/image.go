@@ -29,6 +29,7 @@ func buildProjectImage(ctx context.Context, log *slog.Logger, d docker, cfg conf
 	if _, err := command(ctx, log, cfg.repo, env, nil, "go", "mod", "vendor", "-o", filepath.Join(dir, "vendor")); err != nil {
 		return err
 	}
+	log.Info("building the project image (quick when nothing it copies changed)", "image", projectImage)
 	_, err := d.run(ctx, "build", "--network", "none", "-f", filepath.Join(dir, "docker", "Dockerfile"),
 		"--build-arg", "GO_IMAGE="+standinImage("golang"),
 		"--build-arg", "RUNTIME_IMAGE="+standinImage("distroless"),

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -162,8 +164,32 @@ type zkTree struct {
 	Root     string                `json:"root"`
 	Services map[string][]zkMember `json:"services"`
 	Redismon struct {
-		Leader string `json:"leader"`
+		Leader     string   `json:"leader"`
+		Candidates []string `json:"candidates"`
 	} `json:"redismon"`
+	Problems []string `json:"problems"`
+}
+
+// members returns every registered instance by directory: the service members, and redismon's
+// election candidates (zoo_setup lists redismon's nodes that way).
+func (t zkTree) members() map[string][]zkMember {
+	out := map[string][]zkMember{}
+	for dir, ms := range t.Services {
+		out[dir] = append(out[dir], ms...)
+	}
+	for _, c := range t.Redismon.Candidates {
+		m := zkMember{Node: c, Status: "ALIVE"}
+		host, port, err := net.SplitHostPort(c)
+		if err == nil {
+			m.Host = host
+			m.Port, err = strconv.Atoi(port)
+		}
+		if err != nil {
+			m.Status = "unparsable: " + c
+		}
+		out["redismon"] = append(out["redismon"], m)
+	}
+	return out
 }
 
 // zkMember is one registered instance.

@@ -11,5 +11,5 @@ if [[ "${1:-}" != start-foreground ]]; then
 fi
 exec java "-Xmx${ZK_SERVER_HEAP:-1000}m" -Dzookeeper.log.dir="$ZOO_LOG_DIR" \
 	-Dzookeeper.root.logger=INFO,CONSOLE -Dlog4j.configuration="file:$ZOO_CONF_DIR/log4j.properties" \
-	-cp "$ZOO_CONF_DIR:/usr/share/java/zookeeper.jar" \
+	-cp "$ZOO_CONF_DIR:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar" \
 	org.apache.zookeeper.server.quorum.QuorumPeerMain "$ZOO_CONF_DIR/zoo.cfg"
