@@ -22,6 +22,7 @@ func buildProjectImage(ctx context.Context, log *slog.Logger, d docker, cfg conf
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("project context: %w", err)
 	}
+	defer os.RemoveAll(dir) // a copy of the repository and its modules: no use after the build
 	if err := copyRepoFiles(ctx, log, cfg.repo, dir); err != nil {
 		return err
 	}

@@ -91,6 +91,7 @@ func buildStandin(ctx context.Context, log *slog.Logger, d docker, cfg config, n
 			if context, err = golangContext(ctx, log, dir, cfg.workDir); err != nil {
 				return err
 			}
+			defer os.RemoveAll(context) // a copy of GOROOT
 		}
 		_, err := d.run(ctx, "build", "--network", "none", "--label", recipeLabel+"="+hash,
 			"--build-arg", "BASE="+baseImage, "-t", standinImage(name), context)
