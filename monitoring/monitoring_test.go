@@ -15,7 +15,6 @@ import (
 	"go.yaml.in/yaml/v4"
 
 	"github.com/the-red/zkpost/internal/itest"
-	"github.com/the-red/zkpost/monitoring"
 )
 
 // promtool runs promtool with args in dir and fails the test with its output when it fails.
