@@ -26,7 +26,7 @@ import (
 // daemons are the binaries the cluster runs, by package.
 var daemons = []string{
 	"./guid/cmd/guidd", "./scrap/cmd/scrapd", "./postsvc/cmd/postsvcd", "./writeback/cmd/writebackd",
-	"./tools/zoo_setup", "./tools/redismon", "./tools/workwebui",
+	"./tools/zoo_setup", "./tools/redismon", "./tools/workwebui", "./tools/zkexporter",
 }
 
 // startCluster builds our binaries and brings a whole cluster up on free ports in a temp dir. It
