@@ -30,8 +30,9 @@ var daemons = []string{
 }
 
 // startCluster builds our binaries and brings a whole cluster up on free ports in a temp dir. It
-// is brought down, and checked to leave nothing behind, when the test ends.
-func startCluster(t *testing.T) *cluster.Cluster {
+// is brought down, and checked to leave nothing behind, when the test ends. tune, if given,
+// adjusts the configuration first.
+func startCluster(t *testing.T, tune ...func(*cluster.Config)) *cluster.Cluster {
 	t.Helper()
 	for _, bin := range []string{"java", "redis-server", "mariadbd", "mariadb-install-db", "prometheus"} {
 		itest.Require(t, bin)
@@ -48,7 +49,7 @@ func startCluster(t *testing.T) *cluster.Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := cluster.New(cluster.Config{
+	cfg := cluster.Config{
 		Dir: t.TempDir(), BinDir: binDir, Ports: ports,
 		ZKSessionTimeout: 2 * time.Second,
 		ScrapAllowCIDR:   "127.0.0.0/8", // the test's page is local
@@ -58,7 +59,11 @@ func startCluster(t *testing.T) *cluster.Cluster {
 			"redismon-1": {"--probe-interval", "200ms", "--fail-threshold", "3"},
 			"redismon-2": {"--probe-interval", "200ms", "--fail-threshold", "3"},
 		},
-	})
+	}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	c, err := cluster.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
