@@ -11,10 +11,13 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v4"
 
 	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/monitoring"
+	"github.com/the-red/zkpost/tools/devcluster/cluster"
 )
 
 // promtool runs promtool with args in dir and fails the test with its output when it fails.
@@ -236,5 +239,149 @@ func TestPanelExpressionsPassPromtool(t *testing.T) {
 	out := promtool(t, ".", "check", "rules", p)
 	if want := fmt.Sprintf("SUCCESS: %d rules found", len(rules)); !strings.Contains(out, want) {
 		t.Fatalf("promtool check rules: want %q in\n%s", want, out)
+	}
+}
+
+// TestPrometheusConfigsPassPromtool checks both Prometheus configurations with the rule files
+// they load: devcluster's (rendered as devcluster renders it) and docker-compose's (laid out as
+// docker-compose.yml mounts it).
+func TestPrometheusConfigsPassPromtool(t *testing.T) {
+	t.Run("devcluster", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := monitoring.Install(dir); err != nil {
+			t.Fatal(err)
+		}
+		b, err := cluster.RenderPrometheusConfig(cluster.PrometheusConfig{
+			ZK: "127.0.0.1:2181", Root: "/the_red/my_service", Services: cluster.ServiceDirs,
+			Exporters: cluster.ExporterDirs, RuleFiles: []string{filepath.Join(dir, monitoring.RulesDir, "*.rules.yml")},
+			Interval: 5 * time.Second, SessionTimeout: 4 * time.Second, Self: "127.0.0.1:9090",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkConfig(t, dir, b)
+	})
+	t.Run("compose", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.CopyFS(filepath.Join(dir, "rules"), os.DirFS("rules")); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile("../docker/prometheus.yml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkConfig(t, dir, b)
+	})
+}
+
+// checkConfig writes cfg as dir/prometheus.yml and runs promtool check config on it, which also
+// checks every rule file it names; it must find both of ours.
+func checkConfig(t *testing.T, dir string, cfg []byte) {
+	t.Helper()
+	p := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(p, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := promtool(t, dir, "check", "config", p)
+	for _, f := range []string{"alerts.rules.yml", "recording.rules.yml"} {
+		if !strings.Contains(out, f) {
+			t.Errorf("promtool check config did not check %s:\n%s", f, out)
+		}
+	}
+	for _, job := range append(slices.Clone(cluster.ServiceDirs), cluster.ExporterDirs...) {
+		if !strings.Contains(string(cfg), "job_name: "+job+"\n") {
+			t.Errorf("no scrape job %s in\n%s", job, cfg)
+		}
+	}
+}
+
+// metricToken finds the names in a PromQL expression that could be metrics: identifiers not
+// followed by "(" (functions) and not inside {…} (matchers) or after by/without/on/ignoring.
+var (
+	matchers    = regexp.MustCompile(`\{[^}]*\}`)
+	groupings   = regexp.MustCompile(`\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
+	ranges      = regexp.MustCompile(`\[[^\]]*\]`)
+	strs        = regexp.MustCompile(`"[^"]*"`)
+	identifiers = regexp.MustCompile(`[a-zA-Z_:][a-zA-Z0-9_:]*(\s*\()?`)
+	keywords    = map[string]bool{"and": true, "or": true, "unless": true, "bool": true, "offset": true, "inf": true, "nan": true}
+)
+
+func metricNames(expr string) []string {
+	for _, re := range []*regexp.Regexp{strs, matchers, groupings, ranges} {
+		expr = re.ReplaceAllString(expr, " ")
+	}
+	var out []string
+	for _, m := range identifiers.FindAllString(expr, -1) {
+		if !strings.HasSuffix(m, "(") && !keywords[strings.ToLower(m)] {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestExpressionsUseMetricsThatExist: every metric that a rule or a panel reads is recorded by
+// a rule, exported by our code (its name is a string in a .go file), or comes from an exporter
+// or Prometheus itself. A misspelt metric would make an alert that never fires.
+func TestExpressionsUseMetricsThatExist(t *testing.T) {
+	code := goSource(t, "..")
+	recorded := map[string]bool{}
+	var exprs []string
+	for _, g := range readRules(t).Groups {
+		for _, r := range g.Rules {
+			if r.Record != "" {
+				recorded[r.Record] = true
+			}
+			exprs = append(exprs, r.Expr)
+		}
+	}
+	for _, e := range panelExprs(t) {
+		exprs = append(exprs, e)
+	}
+	external := []string{"redis_", "mysql_", "node_", "zookeeper_", "process_", "go_"}
+	for _, e := range exprs {
+		for _, name := range metricNames(e) {
+			base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count"), "_sum")
+			switch {
+			case recorded[name], name == "up", name == "ALERTS":
+			case slices.ContainsFunc(external, func(p string) bool { return strings.HasPrefix(name, p) }):
+			case strings.Contains(code, `"`+base+`"`):
+			default:
+				t.Errorf("%s: metric %s is recorded by no rule and exported by none of our code", e, name)
+			}
+		}
+	}
+}
+
+// goSource returns the text of every non-test Go file under root.
+func goSource(t *testing.T, root string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "bin" || strings.HasPrefix(d.Name(), ".")) && p != root {
+			return filepath.SkipDir
+		}
+		if strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+			src, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			b.Write(src)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestMetricNames(t *testing.T) {
+	got := metricNames(`sum by (job) (rate(http_requests_total{route!~"a|b"}[5m])) / job:x:rate5m > 0.1 and on () vector(0) or absent(up{job="guid"} == 1)`)
+	want := []string{"http_requests_total", "job:x:rate5m", "up"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
 	}
 }
