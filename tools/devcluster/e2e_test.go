@@ -55,6 +55,8 @@ func startCluster(t *testing.T, tune ...func(*cluster.Config)) *cluster.Cluster 
 		ScrapAllowCIDR:   "127.0.0.0/8", // the test's page is local
 		ScrapeInterval:   time.Second,
 		ReadyTimeout:     2 * time.Minute,
+		// The exporters only add load here; TestMonitoringWithRealProcesses runs them.
+		Skip: exporterNodes(),
 		ExtraArgs: map[string][]string{
 			"redismon-1": {"--probe-interval", "200ms", "--fail-threshold", "3"},
 			"redismon-2": {"--probe-interval", "200ms", "--fail-threshold", "3"},

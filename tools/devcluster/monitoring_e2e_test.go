@@ -27,7 +27,10 @@ func TestMonitoringWithRealProcesses(t *testing.T) {
 		itest.Require(t, bin)
 	}
 	// Scrapes of 31 processes on 2 shared cores can take over a second: 1s scrapes would time out.
-	c := startCluster(t, func(cfg *cluster.Config) { cfg.ScrapeInterval = 5 * time.Second })
+	c := startCluster(t, func(cfg *cluster.Config) {
+		cfg.ScrapeInterval = 5 * time.Second
+		cfg.Skip = nil // with the exporters
+	})
 	prom := "http://" + c.Addr("prometheus")
 
 	// 5 Redis, 2 MariaDB, the host and ZooKeeper: 9 exporters, none a static target.
@@ -186,4 +189,16 @@ func ruleErrors(prom string) (bad []string, evaluated int) {
 		}
 	}
 	return bad, evaluated
+}
+
+// exporterNodes names the topology's exporter nodes.
+func exporterNodes() []string {
+	var out []string
+	for _, n := range cluster.Topology {
+		switch n.Program {
+		case cluster.ProgRedisExporter, cluster.ProgMySQLExporter, cluster.ProgNodeExporter, cluster.ProgZKExporter:
+			out = append(out, n.Name)
+		}
+	}
+	return out
 }

@@ -81,7 +81,7 @@ func (c *Cluster) prometheusSpec(n Node) (spec, error) {
 			b, err := RenderPrometheusConfig(PrometheusConfig{
 				ZK: c.ZKAddr(), Root: c.cfg.ZKRoot, Services: ServiceDirs, Exporters: ExporterDirs,
 				RuleFiles: []string{filepath.Join(dir, monitoring.RulesDir, "*.rules.yml")},
-				Interval: c.cfg.ScrapeInterval, SessionTimeout: c.cfg.ZKSessionTimeout, Self: addr,
+				Interval:  c.cfg.ScrapeInterval, SessionTimeout: c.cfg.ZKSessionTimeout, Self: addr,
 			})
 			if err != nil {
 				return err
