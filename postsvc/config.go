@@ -24,6 +24,9 @@ type Config struct {
 	EnqueueWait  time.Duration // per-write deadline on the queue
 	StoreTimeout time.Duration // per-call deadline on the database
 	DrainTimeout time.Duration // how long shutdown waits for in-flight requests
+
+	StreamMax       int           // open timeline streams per process; beyond, 503 (stream.go)
+	StreamHeartbeat time.Duration // idle time after which a stream sends a comment line
 }
 
 // Limits that are part of the API rather than tunables.
@@ -53,6 +56,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.EnqueueWait, "enqueue-timeout", 2*time.Second, "per-write deadline on the queue")
 	fs.DurationVar(&c.StoreTimeout, "db-timeout", 3*time.Second, "per-call deadline on the database")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for in-flight requests")
+	fs.IntVar(&c.StreamMax, "stream-max", 1000, "open timeline streams (GET /api/v1/posts/<uid>/stream) per process; beyond it the answer is 503")
+	fs.DurationVar(&c.StreamHeartbeat, "stream-heartbeat", 15*time.Second, "idle time after which a timeline stream sends a heartbeat comment")
 }
 
 // DefaultConfig returns the flag defaults, for tests and embedding.
@@ -68,6 +73,9 @@ func (c Config) Validate() error {
 	if c.MaxContents < 1 {
 		errs = append(errs, errors.New("--max-contents must be positive"))
 	}
+	if c.StreamMax < 0 {
+		errs = append(errs, errors.New("--stream-max must not be negative"))
+	}
 	if c.ListMax < minListMax {
 		errs = append(errs, fmt.Errorf("--list-max must be at least %d (one page plus the next id)", minListMax))
 	}
@@ -76,7 +84,7 @@ func (c Config) Validate() error {
 		d    time.Duration
 	}{{"--scrap-timeout", c.ScrapTimeout}, {"--post-ttl", c.PostTTL}, {"--url-ttl", c.URLTTL},
 		{"--coverage-ttl", c.CoverageTTL}, {"--coverage-settle", c.Settle}, {"--cache-timeout", c.CacheTimeout}, {"--enqueue-timeout", c.EnqueueWait},
-		{"--db-timeout", c.StoreTimeout}, {"--drain-timeout", c.DrainTimeout}}
+		{"--db-timeout", c.StoreTimeout}, {"--drain-timeout", c.DrainTimeout}, {"--stream-heartbeat", c.StreamHeartbeat}}
 	for _, d := range durations {
 		if d.d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", d.name))

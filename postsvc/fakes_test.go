@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +38,9 @@ type fakeIDs struct {
 	used      map[uint64]bool
 	rnd       *rand.Rand
 	err       error
+	// clock, when set, makes ids carry its time as guid's do (the stream's replay window reads
+	// it), still unique and increasing.
+	clock func() time.Time
 }
 
 func newFakeIDs() *fakeIDs {
@@ -60,6 +64,9 @@ func (f *fakeIDs) Next(context.Context) (uint64, error) {
 		}
 	}
 	f.last += 1000 + uint64(f.rnd.IntN(3))
+	if f.clock != nil {
+		f.last = max(f.last-999, idAt(f.clock()))
+	}
 	f.used[f.last] = true
 	return f.last, nil
 }
@@ -231,7 +238,7 @@ func newHarnessReading(t testing.TB, nShards int, mutate func(*Config), store St
 		store = h.db
 	}
 	srv, err := New(cfg, Deps{IDs: h.ids, Previewer: h.scrap, Queue: h.db, Store: store,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: metrics.NewRegistry(), Now: h.now})
+		Log: slog.New(slog.NewTextHandler(testLogOut(), &slog.HandlerOptions{Level: slog.LevelDebug})), Registry: metrics.NewRegistry(), Now: h.now})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -357,4 +364,11 @@ func (h *harness) walk(uid uint64, limit int) []uint64 {
 	}
 	h.t.Fatalf("walk of user %d does not end", uid)
 	return nil
+}
+
+func testLogOut() io.Writer {
+	if os.Getenv("POSTSVC_TEST_LOG") != "" {
+		return os.Stderr
+	}
+	return io.Discard
 }

@@ -30,6 +30,7 @@ type Server struct {
 	demo    *template.Template
 	handler fasthttp.RequestHandler
 	routes  map[string]fasthttp.RequestHandler
+	streams *hub
 }
 
 // New validates cfg, opens the listener and builds the server; Run serves.
@@ -54,6 +55,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		ln:    ln,
 		demo:  template.Must(template.New("demo").Parse(demoHTML)),
 	}
+	s.streams = newHub(s.svc.cache, cfg, d.Log, d.Registry)
 	s.routes = s.buildRoutes(metrics.NewHTTP(d.Registry), metrics.Handler(d.Registry))
 	s.http = &fasthttp.Server{
 		Handler:            s.route,
@@ -92,7 +94,11 @@ func (s *Server) Run(ctx context.Context) error {
 // Shutdown stops accepting, waits for in-flight requests until ctx ends, and closes the cache
 // clients.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.streams.closeStreams(ctx); err != nil {
+		s.log.Warn("closing streams", "err", err)
+	}
 	err := s.http.ShutdownWithContext(ctx)
+	s.streams.close()
 	s.svc.cache.Close()
 	if err != nil {
 		return fmt.Errorf("draining http: %w", err)
@@ -106,6 +112,7 @@ func (s *Server) buildRoutes(m *metrics.HTTP, metricsHandler fasthttp.RequestHan
 		"write_post":   m.Route("write_post", s.handleWritePost),
 		"posts_list":   m.Route("posts_list", s.handleList),
 		"post_get":     m.Route("post_get", s.handleGet),
+		"posts_stream": m.Route("posts_stream", s.handleStream),
 		"demo":         m.Route("demo", s.handleDemo),
 		"healthz":      m.Route("healthz", s.handleHealthz),
 		"readyz":       m.Route("readyz", s.handleReadyz),
@@ -151,6 +158,8 @@ func match(path string) (name string, params []string, methods string) {
 		switch {
 		case len(segs) == 1 && segs[0] != "":
 			return "posts_list", segs, "GET HEAD"
+		case len(segs) == 2 && segs[0] != "" && segs[1] == "stream":
+			return "posts_stream", segs[:1], "GET"
 		case len(segs) == 2 && segs[0] != "" && segs[1] != "":
 			return "post_get", segs, "GET HEAD"
 		}
@@ -194,6 +203,7 @@ func (s *Server) write(ctx *fasthttp.RequestCtx, in writeInput, status int) {
 		httpapi.WriteError(ctx, err)
 		return
 	}
+	s.streams.publish(p)
 	httpapi.WriteJSON(ctx, status, p)
 }
 

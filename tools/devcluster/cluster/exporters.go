@@ -6,11 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/the-red/zkpost/internal/launch"
 )
 
 // The exporters of docs/monitoring.md: Debian's Redis, MySQL and node exporters, each an
-// Optional Infra node (left out when its package is missing), and our zkexporter, which exports
-// ZooKeeper's mntr and announces the others in ZooKeeper so Prometheus discovers them.
+// Optional Infra node (left out when its package is missing), and our zkexporter (Infra too),
+// which exports ZooKeeper's mntr and announces the others in ZooKeeper so Prometheus discovers
+// them.
 const (
 	ProgRedisExporter Program = "redis-exporter" // exports the Redis of Node.Of
 	ProgMySQLExporter Program = "mysqld-exporter"
@@ -70,6 +73,11 @@ func (c *Cluster) exporterMyCnf(db string) string {
 		c.cfg.DBUser, c.cfg.DBPassword, c.port(db))
 }
 
+// zkExporterProgram starts zkexporter with the flags every daemon of ours takes, plus its
+// --announce list; so it is not one of launch.Daemons, whose command lines are exactly launch's.
+var zkExporterProgram = launch.Program{Binary: "zkexporter", Package: "./tools/zkexporter",
+	Service: "zookeeper_exporter", ReadyPath: "/readyz"}
+
 // zkExporterSpec runs our zkexporter: mntr of this cluster's ZooKeeper, and an announcement for
 // every other exporter node of the topology that runs.
 func (c *Cluster) zkExporterSpec(n Node) (spec, error) {
@@ -86,10 +94,13 @@ func (c *Cluster) zkExporterSpec(n Node) (spec, error) {
 			announce = append(announce, dir+"="+c.addr(t.Name))
 		}
 	}
-	args := append(c.commonArgs(n), "--announce", strings.Join(announce, ","), "--announce-interval", "1s")
+	addr := c.addr(n.Name)
+	args := append(zkExporterProgram.Args(launch.Instance{Listen: addr, Advertise: addr, ZK: c.ZKAddr(),
+		ZKRoot: c.cfg.ZKRoot, ZKSessionTimeout: c.cfg.ZKSessionTimeout}),
+		"--announce", strings.Join(announce, ","), "--announce-interval", "1s")
 	return spec{
 		bin: bin, args: append(args, c.cfg.ExtraArgs[n.Name]...),
 		prepare: func(context.Context) error { return ensureDir(c.dataDir(n.Name)) },
-		ready:   func(ctx context.Context) bool { return httpOK(ctx, "http://"+c.addr(n.Name)+"/readyz") },
+		ready:   func(ctx context.Context) bool { return httpOK(ctx, zkExporterProgram.ReadyURL(addr)) },
 	}, nil
 }

@@ -110,7 +110,9 @@ var Topology = []Node{
 	{Name: "mariadb-replica-exporter", Program: ProgMySQLExporter, Kind: Infra, Port: 9105, Of: "mariadb-replica",
 		Optional: true, Deps: []string{"mariadb-replica", "zoo_setup"}},
 	{Name: "node-exporter", Program: ProgNodeExporter, Kind: Infra, Port: 9100, Optional: true},
-	{Name: "zkexporter", Program: ProgZKExporter, Kind: Daemon, Port: 9141, Deps: []string{"zoo_setup"}},
+	// Infra like the other exporters: not restarted, so a crash shows (ExporterDown, ServiceDown's
+	// absent series); and not one of internal/launch's daemons, since it takes --announce.
+	{Name: "zkexporter", Program: ProgZKExporter, Kind: Infra, Port: 9141, Deps: []string{"zoo_setup"}},
 	// After zoo_setup, which creates the service directories: Prometheus' discovery retries a
 	// missing path only every 10s.
 	{Name: "prometheus", Program: ProgPrometheus, Kind: Infra, Port: 9090, Optional: true,
