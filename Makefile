@@ -4,7 +4,8 @@ export PATH := $(PATH):/usr/local/go/bin:/usr/sbin
 GO ?= go
 BIN := $(CURDIR)/bin
 CMDS := guid/cmd/guidd scrap/cmd/scrapd postsvc/cmd/postsvcd writeback/cmd/writebackd \
-	tools/zoo_setup tools/redismon tools/devcluster tools/workwebui tools/loadgen tools/benche2e tools/httpbaseline
+	tools/zoo_setup tools/redismon tools/devcluster tools/workwebui tools/loadgen tools/zkexporter \
+	tools/benche2e tools/httpbaseline
 # The whole suite runs on 2 shared cores; packages with real servers run two at a time.
 TEST_TIMEOUT ?= 25m
 
