@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-zookeeper/zk"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/the-red/zkpost/discovery"
@@ -21,7 +20,7 @@ const backlogInterval = 2 * time.Second
 // from here the backlog stays visible when every writer is down (docs/monitoring.md). Only the
 // leader exports the gauges, so there is one series however many instances run.
 type backlog struct {
-	zk        *zk.Conn
+	zk        *discovery.Conn
 	path      string // the queue node
 	namespace string
 	log       *slog.Logger

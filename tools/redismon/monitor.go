@@ -100,7 +100,7 @@ func New(cfg Config, conn *discovery.Conn, layout discovery.Layout, log *slog.Lo
 		redis: newClients(cfg.ProbeTimeout), ln: ln, now: time.Now, advertise: adv, serverSet: serverSet}
 	m.election = &election{conn: conn, dir: layout.RedismonLeader(), data: []byte(adv), log: log}
 	m.view = clusterview.New(conn, layout, clusterview.Config{Datacenter: cfg.ViewDatacenter}, log)
-	m.backlog = &backlog{zk: conn.ZK(), path: layout.Queue(), namespace: cfg.QueueNamespace, log: log}
+	m.backlog = &backlog{zk: conn, path: layout.Queue(), namespace: cfg.QueueNamespace, log: log}
 	reg.MustRegister(m.backlog)
 	m.srv = &fasthttp.Server{Handler: m.routes(), Name: "redismon", ReadTimeout: 10 * time.Second, ErrorHandler: httpapi.TransportError,
 		WriteTimeout: 10 * time.Second, NoDefaultServerHeader: true}
