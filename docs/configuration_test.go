@@ -22,6 +22,7 @@ var binaries = map[string]string{
 	"zoo_setup":  "./tools/zoo_setup",
 	"devcluster": "./tools/devcluster",
 	"loadgen":    "./tools/loadgen",
+	"zkexporter": "./tools/zkexporter",
 }
 
 // sharedSections are configuration.md's sections whose flags several binaries have.
