@@ -1,7 +1,8 @@
 package postsvc
 
-// GET /api/v1/posts/<uid>/stream: the author's new posts as server-sent events (docs/api.md,
-// "Streaming a timeline"). Each event is `id: <post id>` and `data: <the post's client JSON>`.
+// GET /api/v1/posts/<uid>/stream: the author's new posts as server-sent events
+// (docs/api.md#streaming-a-timeline). Each event is `id: <post id>` and `data: <the post's client
+// JSON>`.
 //
 // Resuming: a client that sends Last-Event-ID (browsers do on reconnect) or ?last_event_id= gets
 // first what the timeline holds that it may have missed. A post's id is taken when its write

@@ -1,6 +1,6 @@
 package postsvc
 
-// The timeline stream's fan-out (docs/api.md, "Streaming a timeline").
+// The timeline stream's fan-out (docs/api.md#streaming-a-timeline).
 //
 // A post acknowledged by any postsvcd is PUBLISHed on its author's cache shard, on channel
 // pe:<uid>; every postsvcd with subscribers of that author SUBSCRIBEs there. The author's shard

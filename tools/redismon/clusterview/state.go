@@ -1,6 +1,7 @@
-// Package clusterview is the live cluster view redismon serves (docs/operations.md, "The cluster
-// view"): the nodes registered per service, the cache ring with each shard's state and epoch, the
-// queue and database endpoints, the latest changes, and each node's request rate and errors.
+// Package clusterview is the live cluster view redismon serves
+// (docs/operations.md#the-cluster-view): the nodes registered per service, the cache ring with
+// each shard's state and epoch, the queue and database endpoints, the latest changes, and each
+// node's request rate and errors.
 //
 // Everything structural comes from ZooKeeper watches, so a node killed with devcluster leaves the
 // view when its session expires and returns when it registers again; request rates and the
