@@ -177,8 +177,7 @@ func (s *Server) handleCreate(ctx *fasthttp.RequestCtx) {
 // handleWritePost is the reference's GET form of a write. It answers 200, as the reference's
 // clients expect of it; POST /api/v1/posts answers 201.
 func (s *Server) handleWritePost(ctx *fasthttp.RequestCtx) {
-	args := ctx.QueryArgs()
-	in, err := s.rules.parseWriteQuery(param(ctx, 0), args.Peek("contents"), args.Peek("url"))
+	in, err := s.rules.writeArgs(param(ctx, 0), ctx.QueryArgs())
 	if err != nil {
 		httpapi.WriteError(ctx, err)
 		return
@@ -198,8 +197,7 @@ func (s *Server) write(ctx *fasthttp.RequestCtx, in writeInput, status int) {
 }
 
 func (s *Server) handleList(ctx *fasthttp.RequestCtx) {
-	args := ctx.QueryArgs()
-	q, err := parseListQuery(param(ctx, 0), args.Peek("f"), args.Peek("limit"))
+	q, err := listArgs(param(ctx, 0), ctx.QueryArgs())
 	if err != nil {
 		httpapi.WriteError(ctx, err)
 		return

@@ -93,6 +93,12 @@ func (s *Server) routes(m *metrics.HTTP, reg *prometheus.Registry) fasthttp.Requ
 	metricsH := metrics.Handler(reg)
 	notFound := m.Route("other", func(ctx *fasthttp.RequestCtx) { httpapi.WriteError(ctx, httpapi.ErrNotFound) })
 	return func(ctx *fasthttp.RequestCtx) {
+		if !ctx.IsGet() && !ctx.IsHead() {
+			// Every route is read-only; RFC 9110 §15.5.6 requires a 405 to list what is allowed.
+			ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD")
+			httpapi.WriteError(ctx, httpapi.ErrMethodNotAllowed)
+			return
+		}
 		switch string(ctx.Path()) {
 		case "/api/v1/scrap":
 			api(ctx)
@@ -110,11 +116,17 @@ func (s *Server) routes(m *metrics.HTTP, reg *prometheus.Registry) fasthttp.Requ
 
 // handleScrap serves GET /api/v1/scrap?url=<percent-encoded URL>.
 func (s *Server) handleScrap(ctx *fasthttp.RequestCtx) {
-	if !ctx.IsGet() && !ctx.IsHead() {
-		httpapi.WriteError(ctx, httpapi.ErrMethodNotAllowed)
+	param, err := httpapi.QueryParam(ctx.QueryArgs(), "url")
+	var bad *httpapi.Error
+	if errors.As(err, &bad) {
+		httpapi.WriteError(ctx, ErrInvalidURL.WithMessage(bad.Message))
 		return
 	}
-	raw := string(ctx.QueryArgs().Peek("url"))
+	if param == nil {
+		httpapi.WriteError(ctx, ErrInvalidURL.WithMessage("url is required"))
+		return
+	}
+	raw := string(param)
 	wctx, cancel := context.WithTimeout(context.Background(), s.wait)
 	defer cancel()
 	preview, err := s.scrap(wctx, raw)
