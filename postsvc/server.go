@@ -80,7 +80,7 @@ func (s *Server) Cache() *Cache { return s.svc.cache }
 // after deregistering, so no new request is routed here while in-flight ones drain.
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.http.Serve(s.ln) }()
+	go func() { errc <- s.http.Serve(httpapi.BareLFListener(s.ln)) }()
 	select {
 	case <-ctx.Done():
 		return nil

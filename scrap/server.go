@@ -71,7 +71,7 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // The caller deregisters from ZooKeeper before cancelling ctx.
 func (s *Server) Run(ctx context.Context, drain time.Duration) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
+	go func() { errc <- s.srv.Serve(httpapi.BareLFListener(s.ln)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving: %w", err)
@@ -92,13 +92,7 @@ func (s *Server) routes(m *metrics.HTTP, reg *prometheus.Registry) fasthttp.Requ
 	ready := m.Route("readyz", s.handleReady)
 	metricsH := metrics.Handler(reg)
 	notFound := m.Route("other", func(ctx *fasthttp.RequestCtx) { httpapi.WriteError(ctx, httpapi.ErrNotFound) })
-	return func(ctx *fasthttp.RequestCtx) {
-		if !ctx.IsGet() && !ctx.IsHead() {
-			// Every route is read-only; RFC 9110 §15.5.6 requires a 405 to list what is allowed.
-			ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD")
-			httpapi.WriteError(ctx, httpapi.ErrMethodNotAllowed)
-			return
-		}
+	return httpapi.ReadOnly(func(ctx *fasthttp.RequestCtx) {
 		switch string(ctx.Path()) {
 		case "/api/v1/scrap":
 			api(ctx)
@@ -111,7 +105,7 @@ func (s *Server) routes(m *metrics.HTTP, reg *prometheus.Registry) fasthttp.Requ
 		default:
 			notFound(ctx)
 		}
-	}
+	})
 }
 
 // handleScrap serves GET /api/v1/scrap?url=<percent-encoded URL>.

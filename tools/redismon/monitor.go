@@ -107,7 +107,7 @@ func (m *Monitor) IsLeader() bool { return m.election.leader.Load() }
 func (m *Monitor) Run(ctx context.Context) error {
 	m.registration = m.conn.Register(m.layout.RedismonNodes(), m.advertise, m.serverSet)
 	served := make(chan error, 1)
-	go func() { served <- m.srv.Serve(m.ln) }()
+	go func() { served <- m.srv.Serve(httpapi.BareLFListener(m.ln)) }()
 	gauges := m.conn.WatchChildren(m.layout.CacheNodes(), discovery.WatchOptions{WithData: true, OnChange: m.setShardGauges})
 	m.election.run(ctx, m.lead)
 	if err := m.registration.Close(); err != nil {
@@ -175,7 +175,7 @@ func (m *Monitor) routes() fasthttp.RequestHandler {
 	readyz := h.Route("readyz", m.readyz)
 	metricsH := h.Route("metrics", metrics.Handler(m.reg))
 	notFound := h.Route("not_found", func(ctx *fasthttp.RequestCtx) { httpapi.WriteError(ctx, httpapi.ErrNotFound) })
-	return func(ctx *fasthttp.RequestCtx) {
+	return httpapi.ReadOnly(func(ctx *fasthttp.RequestCtx) {
 		switch string(ctx.Path()) {
 		case "/healthz":
 			healthz(ctx)
@@ -186,7 +186,7 @@ func (m *Monitor) routes() fasthttp.RequestHandler {
 		default:
 			notFound(ctx)
 		}
-	}
+	})
 }
 
 // readyz answers 200 while the instance is a candidate in the election with a live session: a
