@@ -258,20 +258,6 @@ func (s *Server) handleHealthz(ctx *fasthttp.RequestCtx) {
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
 }
 
-func (s *Server) handleReadyz(ctx *fasthttp.RequestCtx) {
-	reasons := []string{}
-	for _, c := range s.ready {
-		if err := c.OK(); err != nil {
-			reasons = append(reasons, c.Name+": "+err.Error())
-		}
-	}
-	if len(reasons) > 0 {
-		httpapi.WriteJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]any{"status": "not_ready", "reasons": reasons})
-		return
-	}
-	httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"status": "ready"})
-}
-
 type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {

@@ -24,6 +24,7 @@ type Watches struct {
 	cache, queue, db *discovery.Watcher
 	queueKnown       atomic.Bool
 	dbKnown          atomic.Bool
+	dbAbsent         atomic.Bool // R/db does not exist (the reference's layout has none)
 }
 
 // Watch starts following R/cache/nodes, R/queue/sidekiq and R/db.
@@ -43,6 +44,7 @@ func Watch(conn *discovery.Conn, layout discovery.Layout, cache *Cache, q QueueE
 		w.queueKnown.Store(true)
 	}})
 	w.db = conn.WatchData(layout.DB(), discovery.WatchOptions{OnChange: func(s discovery.Snapshot) {
+		w.dbAbsent.Store(!s.Exists)
 		if !s.Exists {
 			return
 		}
@@ -57,7 +59,8 @@ func Watch(conn *discovery.Conn, layout discovery.Layout, cache *Cache, q QueueE
 	return w
 }
 
-// Checks are the readiness conditions the watches provide.
+// Checks are the readiness conditions the watches provide; readiness.go says which capability
+// each one gates.
 func (w *Watches) Checks() []Check {
 	return []Check{
 		{Name: "cache_nodes", OK: func() error {
@@ -73,7 +76,11 @@ func (w *Watches) Checks() []Check {
 			return nil
 		}},
 		{Name: "db", OK: func() error {
-			if !w.dbKnown.Load() {
+			switch {
+			case w.dbKnown.Load():
+			case w.dbAbsent.Load():
+				return errors.New("no database node in ZooKeeper: reads past the cache are unavailable")
+			default:
 				return errors.New("database endpoints not known yet")
 			}
 			return nil
