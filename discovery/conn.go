@@ -2,10 +2,10 @@
 // daemon's ephemeral node again on every new session, watches paths as streams of full snapshots,
 // and maps keys to cache shards on a consistent-hash ring.
 //
-// go-zookeeper/zk gives none of the rules of DESIGN §3 for free. After a session expires the library
-// reconnects with a NEW session and forgets the ephemeral nodes and watches of the old one; watches
-// fire once; a path that does not exist cannot be watched for children; and the library's event
-// channel is small and drops events. So this package:
+// go-zookeeper/zk gives none of the rules of docs/zookeeper.md#the-rules for free. After a session
+// expires the library reconnects with a NEW session and forgets the ephemeral nodes and watches of
+// the old one; watches fire once; a path that does not exist cannot be watched for children; and
+// the library's event channel is small and drops events. So this package:
 //   - takes session events from the event callback and broadcasts every change (Conn.Changed),
 //   - re-creates registrations whenever the session id changes, deleting a stale node of ours only
 //     after checking its ephemeralOwner,
@@ -37,7 +37,7 @@ type Config struct {
 	SessionTimeout time.Duration // asked of the server, which clamps it to 2–20 × tickTime
 }
 
-// DefaultRoot is the reference's service root.
+// DefaultRoot is the reference's service root (docs/zookeeper.md#the-tree).
 const DefaultRoot = "/the_red/my_service"
 
 // RegisterFlags adds --zk, --zk-root and --zk-session-timeout to fs.

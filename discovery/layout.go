@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// Layout names every path of the ZooKeeper tree (DESIGN §3) under one root, so the paths are
+// Layout names every path of the ZooKeeper tree (docs/zookeeper.md) under one root, so the paths are
 // spelled in one place.
 type Layout struct{ Root string }
 
@@ -38,7 +38,8 @@ func (l Layout) Queue() string { return path.Join(l.Root, "queue", "sidekiq") }
 func (l Layout) DB() string { return path.Join(l.Root, "db") }
 
 // RedismonNodes returns the directory where redismon instances register their serverset nodes,
-// so Prometheus discovers them like the services (an extension of DESIGN §3).
+// so Prometheus discovers them like the services (an addition to the reference's layout:
+// docs/zookeeper.md#additions-to-the-reference-layout).
 func (l Layout) RedismonNodes() string { return l.Nodes("redismon") }
 
 // RedismonLeader returns the directory of redismon's leader election.

@@ -36,7 +36,7 @@ var ourBinaries = map[string]string{
 	"healthcheck": "./docker/healthcheck",
 }
 
-// designPorts are the published ports of DESIGN §2, by service.
+// designPorts are the published ports of docs/operations.md#ports, by service.
 var designPorts = map[string][]string{
 	"zookeeper": {"2181"},
 	"redis1":    {"16380"}, "redis2": {"16381"}, "redis3": {"16382"},
@@ -122,7 +122,7 @@ func TestPublishedPortsMatchTheDesign(t *testing.T) {
 		}
 		sort.Strings(got)
 		if want := designPorts[name]; !slices.Equal(got, want) {
-			t.Errorf("service %s publishes %v, want %v (DESIGN §2)", name, got, want)
+			t.Errorf("service %s publishes %v, want %v (docs/operations.md#ports)", name, got, want)
 		}
 	}
 	// devcluster runs the same topology on the same ports.

@@ -1,6 +1,7 @@
 // Package guid issues Snowflake IDs: 64-bit integers, unique across every guidd of a deployment
 // and strictly increasing under one lease of a worker id, with the reference's layout so its users
-// decode them the same way.
+// decode them the same way (the reference: docs/glossary.md#the-reference; the id API:
+// docs/api.md#guidd).
 //
 // # Layout
 //

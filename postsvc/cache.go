@@ -115,11 +115,11 @@ func (c *Cache) Update(version int64, nodes []discovery.CacheNode) {
 
 // newClient returns a client for the shard at addr. When redismon recorded the run_id of the
 // process it vouches for, every new connection first checks that the server answering is that
-// process (semantic 6): a shard killed and restarted faster than redismon's failure threshold
-// may have reloaded data from before its outage (AOF, RDB), and until redismon's DOWN reaches
-// this process through ZooKeeper (up to a probe interval plus the watch delivery) the ring still
-// routes to it. Such a connection is refused, so the request falls back to the database like on
-// any cache error. Established connections cannot outlive the process they were made to.
+// process (docs/failure-semantics.md §6): a shard killed and restarted faster than redismon's
+// failure threshold may have reloaded data from before its outage (AOF, RDB), and until redismon's
+// DOWN reaches this process through ZooKeeper (up to a probe interval plus the watch delivery) the
+// ring still routes to it. Such a connection is refused, so the request falls back to the database
+// like on any cache error. Established connections cannot outlive the process they were made to.
 func (c *Cache) newClient(addr, runID string) *redis.Client {
 	var onConnect func(context.Context, *redis.Conn) error
 	if runID != "" {
@@ -181,7 +181,8 @@ func (v *ringView) shardFor(key string) *shard {
 	return v.shards[name]
 }
 
-// Key names (DESIGN §6). All of a user's keys live on the shard owning listKey(uid).
+// Key names (docs/architecture.md#cache-keys). All of a user's keys live on the shard owning
+// listKey(uid).
 func listKey(uid uint64) string     { return "pl:" + strconv.FormatUint(uid, 10) }
 func coverageKey(uid uint64) string { return "plc:" + strconv.FormatUint(uid, 10) }
 func postKey(id uint64) string      { return "post:" + strconv.FormatUint(id, 10) }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/the-red/zkpost/guid/snowflake"
 	"github.com/the-red/zkpost/internal/post"
 )
 
@@ -42,10 +43,6 @@ type Check struct {
 	OK   func() error
 }
 
-// idEpoch is guid's epoch: ids carry milliseconds since it in bits 22 and up.
-var idEpoch = time.Date(2021, 6, 1, 0, 0, 0, 0, time.UTC)
-
-// CreatedAt returns the creation time encoded in a post id.
-func CreatedAt(id uint64) time.Time {
-	return idEpoch.Add(time.Duration(id>>22) * time.Millisecond)
-}
+// CreatedAt returns the creation time encoded in a post id: the layout and epoch are guid's
+// (guid/snowflake), the one source both read.
+func CreatedAt(id uint64) time.Time { return snowflake.Decode(id).Time() }

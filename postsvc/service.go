@@ -2,14 +2,14 @@
 // cache or scrap, a durable write-back job, the author's cache shard) and reads timelines from the
 // cache shards, merged with the database whenever the cache cannot prove a page complete.
 //
-// # Write path and semantic 1
+// # Write path and docs/failure-semantics.md §1
 //
 // validate → id → preview → enqueue → cache → acknowledge. The job is enqueued BEFORE the post is
 // made visible in the cache: a post the queue refused was never visible, so a 503 leaves nothing
 // behind, and a crash between the two steps leaves a durable job whose post appears once persisted.
 // The reverse order would let a crash between cache write and enqueue leave a visible post that is
 // never persisted. A cache failure after the enqueue is logged and the write still succeeds
-// (semantic 5); the author then sees the post once it is persisted (semantic 3). "Durably" means
+// (§5); the author then sees the post once it is persisted (§3). "Durably" means
 // on the queue primary's disk and, while a replica is attached, on a replica too, so a queue
 // failover cannot lose an acknowledged post (postqueue's package doc). One ambiguity remains, as
 // with any remote call: when the queue stops answering after the push was sent, the enqueuer
@@ -17,7 +17,7 @@
 // error says "the job may still be queued"), the client gets 503, yet the post may be persisted later. A client that
 // retries then writes a second post.
 //
-// # Read path and semantic 4
+// # Read path and docs/failure-semantics.md §4
 //
 // See timeline.go: a page is served from Redis alone only when a coverage marker proves the list
 // complete over the page's range under the current ring version; otherwise cache and database are

@@ -1,6 +1,7 @@
 package postsvc
 
-// Timelines and semantic 4: a page is complete and correctly ordered whatever the cache holds.
+// Timelines and docs/failure-semantics.md §4: a page is complete and correctly ordered whatever
+// the cache holds.
 //
 // pl:<uid> holds ids only ever added (by writes and by merges) and removed oldest-first by trims.
 // It can be missing, partial (cold, or a write's cache step failed), trimmed, or stale (built under

@@ -12,7 +12,7 @@ import (
 	"github.com/the-red/zkpost/internal/httpapi"
 )
 
-// The errors of the scrap API (DESIGN §5), each with its HTTP status chosen here, once.
+// The errors of the scrap API (docs/api.md#scrapd), each with its HTTP status chosen here, once.
 //
 // Status choices worth a word:
 //   - robots_disallowed is 403: the site's own policy forbids the fetch; retrying elsewhere will not help.

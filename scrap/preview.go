@@ -2,8 +2,9 @@
 // robots.txt), decodes its charset, and extracts Open Graph, Twitter card and HTML metadata.
 package scrap
 
-// Preview is a page's link preview, the "scrap" object of DESIGN §5. The first six fields are the
-// reference's; absent values are null in JSON.
+// Preview is a page's link preview, the "scrap" object of docs/api.md#scrapd
+// (docs/glossary.md#preview). The first six fields are the reference's; absent values are null in
+// JSON.
 type Preview struct {
 	Title       *string `json:"title"`
 	URL         *string `json:"url"`

@@ -1,7 +1,8 @@
-// Package daemontest checks the ZooKeeper life cycle every daemon shares (DESIGN §3): it starts
-// while ZooKeeper is down (alive, not ready, nothing registered), becomes ready and registers its
-// serverset node once ZooKeeper is up, exposes the ZooKeeper metrics, and on SIGTERM deletes its
-// node before it exits — at once, not after the session timeout.
+// Package daemontest checks the ZooKeeper life cycle every daemon shares
+// (docs/zookeeper.md#the-rules): it starts while ZooKeeper is down (alive, not ready, nothing
+// registered), becomes ready and registers its serverset node once ZooKeeper is up, exposes the
+// ZooKeeper metrics, and on SIGTERM deletes its node before it exits — at once, not after the
+// session timeout.
 //
 // Each daemon's cmd test calls Lifecycle.Run with its binary and dependencies; the daemon's own
 // metrics and routes are checked in the WhileReady hook.

@@ -126,7 +126,7 @@ func FreePort(tb testing.TB) int {
 // there (what listening on :0 gives) can be taken at any moment as the source
 // port of some outgoing connection — readiness probes make many — and then a
 // server cannot bind it. The floor stays clear of the default ports in
-// DESIGN.md, so a local dev cluster does not collide either.
+// docs/operations.md#ports, so a local dev cluster does not collide either.
 const (
 	portFloor   = 20000
 	portCeiling = 32767 // below Linux's default ephemeral range

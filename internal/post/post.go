@@ -34,7 +34,7 @@ type wire struct {
 	CreatedAt string          `json:"created_at"`
 }
 
-// MarshalJSON writes the client form of DESIGN §6.
+// MarshalJSON writes the client form of docs/api.md#postsvcd.
 func (p Post) MarshalJSON() ([]byte, error) {
 	w := wire{ID: p.ID, IDStr: strconv.FormatUint(p.ID, 10), UserID: p.UserID, Contents: p.Contents,
 		Scrap: p.Scrap, CreatedAt: p.CreatedAt.UTC().Format(time.RFC3339Nano)}

@@ -1,6 +1,6 @@
 // Package postdb is the posts table: its schema (schema.sql, the one source of truth), a Store
 // that reads and writes it over one *sql.DB, and a Router that sends writes to the primary and
-// reads to a healthy, caught-up replica (DESIGN §7).
+// reads to a healthy, caught-up replica (docs/architecture.md#the-database).
 //
 // The SQL is MySQL 8 compatible; tests and the compose file run MariaDB. Post ids are Snowflake
 // ids above 2^53: they travel as uint64 end to end (BIGINT UNSIGNED, never a float).

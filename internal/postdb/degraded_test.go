@@ -31,7 +31,7 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) (v float64,
 
 // TestRouterDegradedReads: with the primary dead its replica's lag is NULL (the IO thread cannot
 // connect), so it is unhealthy; reads must still go to it rather than to the dead primary, and
-// go back to DESIGN's routing once the primary is back.
+// go back to normal routing (docs/architecture.md#the-database) once the primary is back.
 func TestRouterDegradedReads(t *testing.T) {
 	primary := itest.StartMariaDB(t)
 	primaryStore := openStore(t, primary) // database and schema, replicated
@@ -103,7 +103,7 @@ func TestRouterDegradedReads(t *testing.T) {
 	itest.WaitFor(t, 15*time.Second, "reads no longer degraded once the primary answers", func() bool {
 		return !r.ReadDegraded() && degraded() == 0
 	})
-	// Until the replica's IO thread reconnects, DESIGN's rule sends reads to the primary;
+	// Until the replica's IO thread reconnects, the normal rule sends reads to the primary;
 	// afterwards the replica is healthy and takes them again.
 	itest.WaitFor(t, 30*time.Second, "the replica healthy again after replication reconnects", func() bool {
 		st := r.Status()

@@ -20,7 +20,7 @@ import (
 var ErrNoDatabase = errors.New("no database endpoint known")
 
 // Router sends writes to the primary and reads to a healthy replica whose lag is within
-// MaxLag, round robin, falling back to the primary (DESIGN §7). Endpoints come from
+// MaxLag, round robin, falling back to the primary (docs/architecture.md#the-database). Endpoints come from
 // SetEndpoints; health comes from a background loop, so Primary and Reader never wait on the
 // network.
 //
@@ -31,7 +31,7 @@ var ErrNoDatabase = errors.New("no database endpoint known")
 // that answered its last check and has replication configured, preferring the one that applied
 // the furthest into the primary's binary log, then a running SQL thread, then the smallest lag
 // last measured. The db_read_degraded gauge is 1 and Status marks that replica ReadFallback.
-// As soon as the primary answers again the DESIGN rule applies unchanged (the primary until a
+// As soon as the primary answers again the normal rule applies unchanged (the primary until a
 // replica has reconnected and caught up). Writes (Primary) are never redirected.
 //
 // What degraded reads may miss: a replica stops where the primary died, holding everything the

@@ -1,7 +1,7 @@
-// Command devcluster runs the whole zkpost topology (DESIGN §2) as local processes, without
-// Docker: ZooKeeper, three cache Redis, the queue Redis primary and replica, a MariaDB primary
-// and GTID replica, zoo_setup, three guidd, two scrapd, two postsvcd, two writebackd, two
-// redismon, workwebui and (when installed) Prometheus.
+// Command devcluster runs the whole zkpost topology (docs/architecture.md#the-processes) as local
+// processes, without Docker: ZooKeeper, three cache Redis, the queue Redis primary and replica, a
+// MariaDB primary and GTID replica, zoo_setup, three guidd, two scrapd, two postsvcd, two
+// writebackd, two redismon, workwebui and (when installed) Prometheus.
 //
 //	devcluster up                 start everything in the background and wait until it is ready
 //	devcluster status             every node: pid, port, ready or not, what ZooKeeper lists

@@ -1,17 +1,19 @@
 // Command redismon watches the cache shards and the queue Redis and writes what it finds to
-// ZooKeeper (DESIGN §8). Instances elect a leader through ZooKeeper; only the leader acts.
+// ZooKeeper (docs/operations.md#redismon). Instances elect a leader through ZooKeeper; only the
+// leader acts.
 //
 // The leader marks a cache shard DOWN after repeated failed probes, or at once when the shard's
 // Redis restarted; when a DOWN shard answers again it flushes it and only then marks it ALIVE with
-// the next epoch, so a shard never serves data from before its outage (semantic 6). It fails the
-// queue Redis over to the most up-to-date secondary when the primary stops answering, and makes
-// the old primary a replica of the new one when it returns.
+// the next epoch, so a shard never serves data from before its outage (docs/failure-semantics.md
+// §6). It fails the queue Redis over to the most up-to-date secondary when the primary stops
+// answering, and makes the old primary a replica of the new one when it returns.
 //
 // How far a reader can be behind (the questions of a flapping shard and of a postsvcd that has not
 // yet seen DOWN):
 //   - A dead shard is marked DOWN within FailThreshold × ProbeInterval + ProbeTimeout (1.75 s with
 //     the defaults), and readers learn it through their ZooKeeper watch a few ms later. Until then
-//     their reads and writes to it fail, and semantic 5 (fall back to the database) covers that.
+//     their reads and writes to it fail, and docs/failure-semantics.md §5 (fall back to the
+//     database) covers that.
 //   - A shard that restarts with old data (AOF/RDB) is caught by its new run_id at the next probe,
 //     however quickly it restarted, and marked DOWN; it is flushed before it is ALIVE again. A
 //     reader that reconnected to it before its watch delivered DOWN would read old data for up to
@@ -22,105 +24,53 @@
 //     without persistence, so a restart there comes back empty. What remains: a shard restarted
 //     before redismon ever recorded its run_id (or while no redismon runs) is adopted as it is.
 //   - A postsvcd that has not yet seen DOWN and writes to a returning shard: writes before the
-//     flush are erased by it (the post is in the queue and reaches the database, semantic 3's
-//     "unless that cache shard is down"); writes after the flush are post-outage data. DBSIZE 0 is
-//     checked immediately before ALIVE is written; a shard found non-empty is flushed again on a
-//     later probe. Such a write may create a partial list on the fresh shard, which readers
-//     already merge with the database (semantic 4).
+//     flush are erased by it (the post is in the queue and reaches the database,
+//     docs/failure-semantics.md §3's "unless that cache shard is down"); writes after the flush are
+//     post-outage data. DBSIZE 0 is checked immediately before ALIVE is written; a shard found
+//     non-empty is flushed again on a later probe. Such a write may create a partial list on the
+//     fresh shard, which readers already merge with the database (docs/failure-semantics.md §4).
 //   - A flapping shard costs one flush per comeback and a new epoch each time; it re-enters the
 //     ring only after RiseThreshold consecutive good probes, which damps the churn.
-//   - A postsvcd cut off from ZooKeeper learns nothing and keeps its last snapshot (DESIGN §3).
+//   - A postsvcd cut off from ZooKeeper learns nothing and keeps its last snapshot
+//     (docs/zookeeper.md#the-rules).
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/flagenv"
-	"github.com/the-red/zkpost/internal/logging"
-	"github.com/the-red/zkpost/internal/metrics"
+	"github.com/the-red/zkpost/internal/daemon"
 )
 
 const binary = "redismon"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", binary, err)
-		os.Exit(1)
-	}
-}
+func main() { daemon.Main(binary, run) }
 
 // shutdownLimit bounds how long the leader's current round may take to finish after a signal;
-// past it the ZooKeeper client is closed, which fails any call still waiting on it.
+// past it the ZooKeeper session is closed, which fails any call still waiting on it.
 const shutdownLimit = 10 * time.Second
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := flag.NewFlagSet(binary, flag.ContinueOnError)
-	var (
-		zkCfg  discovery.Config
-		logCfg logging.Config
-		cfg    Config
-	)
-	zkCfg.RegisterFlags(fs)
-	logCfg.RegisterFlags(fs)
-	cfg.RegisterFlags(fs)
-	if err := flagenv.Parse(fs, binary, args, getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
+	var cfg Config
+	spec := daemon.Spec{Name: binary, Flags: cfg.RegisterFlags}
+	return daemon.Run(ctx, spec, args, getenv, stdout, func(ctx context.Context, p *daemon.Process) error {
+		// go-redis logs dial failures of a down server on its own global logger; they are
+		// expected here, and redismon logs what it concludes from them.
+		redis.SetLogger(redisLogger{p.Log})
+		m, err := New(cfg, p.Conn, p.Layout, p.Log, p.Metrics)
+		if err != nil {
+			return err
 		}
-		return err
-	}
-	log, err := logging.New(stdout, logCfg, binary)
-	if err != nil {
-		return err
-	}
-	log.Info("config", flagenv.Describe(fs)...)
-	// go-redis logs dial failures of a down server on its own global logger; they are expected
-	// here, and redismon logs what it concludes from them.
-	redis.SetLogger(redisLogger{log})
-	conn, err := discovery.Dial(zkCfg, log)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	reg := metrics.NewRegistry()
-	if err := conn.RegisterMetrics(reg); err != nil {
-		return err
-	}
-	m, err := New(cfg, conn, discovery.Layout{Root: zkCfg.Root}, log, reg)
-	if err != nil {
-		return err
-	}
-	log.Info("listening", "addr", m.Addr().String())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		select {
-		case err = <-done:
-		case <-time.After(shutdownLimit):
-			log.Warn("shutdown slow; closing the ZooKeeper session")
-			conn.Close()
-			err = <-done
-		}
-	}
-	log.Info("stopped")
-	return err
+		p.Log.Info("listening", "addr", m.Addr().String())
+		// The Monitor's Run keeps its registration beside its election: when ctx ends it leaves
+		// the election (a standby takes over at once), deregisters, and stops its HTTP server.
+		return p.Serve(ctx, m, shutdownLimit)
+	})
 }
 
 // redisLogger sends go-redis' printf-style logs to slog at debug level.

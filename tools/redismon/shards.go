@@ -56,7 +56,7 @@ type shardCounts struct{ fails, rises int }
 // shards watches the health of the cache shards and writes their status. Its state (consecutive
 // failures and successes) lives for one leadership term: a new leader starts counting afresh.
 //
-// The rules (DESIGN §6, semantic 6: a shard that comes back never serves data from before its
+// The rules (docs/failure-semantics.md §6: a shard that comes back never serves data from before its
 // outage):
 //   - ALIVE, FailThreshold consecutive failed probes → DOWN.
 //   - ALIVE, answering with a run_id other than the one recorded → DOWN at once: the process

@@ -12,12 +12,12 @@ import (
 	"github.com/the-red/zkpost/discovery"
 )
 
-// TestRestartedShardNeverServesStaleKeys is semantic 6 end to end, with real processes: a cache
-// shard restarted with stale keys in it (AOF) is flushed before it is ALIVE again, and no postsvcd
-// ever reads a stale key from it — neither after an outage long enough for redismon to mark it
-// DOWN, nor after a kill -9 and immediate restart that only the run_id check can notice (redismon
-// marks it DOWN at its next probe; postsvcd refuses connections to a process other than the one
-// redismon vouches for until then).
+// TestRestartedShardNeverServesStaleKeys is docs/failure-semantics.md §6 end to end, with real
+// processes: a cache shard restarted with stale keys in it (AOF) is flushed before it is ALIVE
+// again, and no postsvcd ever reads a stale key from it — neither after an outage long enough for
+// redismon to mark it DOWN, nor after a kill -9 and immediate restart that only the run_id check
+// can notice (redismon marks it DOWN at its next probe; postsvcd refuses connections to a process
+// other than the one redismon vouches for until then).
 //
 // The stale data is planted by hand on the shard owning pl:<U>: a post id an hour newer than U's
 // real ones (so any page of U would show it first), its body carrying a marker no real post has,

@@ -10,31 +10,20 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
+	"sync/atomic"
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/flagenv"
-	"github.com/the-red/zkpost/internal/logging"
-	"github.com/the-red/zkpost/internal/metrics"
+	"github.com/the-red/zkpost/internal/daemon"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "workwebui:", err)
-		os.Exit(1)
-	}
-}
+func main() { daemon.Main(binary, run) }
+
+const binary = "workwebui"
 
 // config holds workwebui's own flags.
 type config struct {
@@ -54,56 +43,40 @@ func (c *config) registerFlags(fs *flag.FlagSet) {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("workwebui", flag.ContinueOnError)
 	var cfg config
-	var zkCfg discovery.Config
-	var logCfg logging.Config
-	cfg.registerFlags(fs)
-	zkCfg.RegisterFlags(fs)
-	logCfg.RegisterFlags(fs)
-	if err := flagenv.Parse(fs, "workwebui", args, getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
+	spec := daemon.Spec{Name: binary, Flags: cfg.registerFlags, Secrets: []string{"password"},
+		NeedsZooKeeper: func() bool { return cfg.Queue == "" }}
+	return daemon.Run(ctx, spec, args, getenv, stdout, func(ctx context.Context, p *daemon.Process) error {
+		if !loopback(cfg.Listen) && cfg.User == "" {
+			p.Log.Warn("serving the queue UI beyond loopback without authentication (set WORKWEBUI_USER and WORKWEBUI_PASSWORD)", "listen", cfg.Listen)
 		}
-		return err
-	}
-	log, err := logging.New(stdout, logCfg, "workwebui")
-	if err != nil {
-		return err
-	}
-	log.Info("config", flagenv.Describe(fs, "password")...)
-	if !loopback(cfg.Listen) && cfg.User == "" {
-		log.Warn("serving the queue UI beyond loopback without authentication (set WORKWEBUI_USER and WORKWEBUI_PASSWORD)", "listen", cfg.Listen)
-	}
-
-	reg := metrics.NewRegistry()
-	primary := func() string { return cfg.Queue }
-	if cfg.Queue == "" {
-		conn, err := discovery.Dial(zkCfg, log)
+		primary := func() string { return cfg.Queue }
+		if p.Conn != nil {
+			primary = followPrimary(p)
+		}
+		srv, err := newServer(cfg, primary, p.Log, p.Metrics)
 		if err != nil {
-			return fmt.Errorf("dialing ZooKeeper: %w", err)
+			return err
 		}
-		defer conn.Close()
-		if err := conn.RegisterMetrics(reg); err != nil {
-			return fmt.Errorf("registering ZooKeeper metrics: %w", err)
+		// The server drains within shutdownTimeout on its own once ctx ends; it registers nowhere.
+		return p.Serve(ctx, daemon.ServiceFunc(srv.Run), shutdownTimeout)
+	})
+}
+
+// followPrimary follows the queue node and returns the primary it names ("" until one is known).
+func followPrimary(p *daemon.Process) func() string {
+	var cur atomic.Pointer[string]
+	w := p.Conn.FollowQueue(p.Layout.Queue(), func(q discovery.QueueEndpoints) {
+		p.Log.Info("queue primary", "primary", q.Primary)
+		cur.Store(&q.Primary)
+	}, p.Log)
+	p.Defer("queue watch", func() error { w.Stop(); return nil })
+	return func() string {
+		if s := cur.Load(); s != nil {
+			return *s
 		}
-		w := conn.WatchData(discovery.Layout{Root: zkCfg.Root}.Queue(), discovery.WatchOptions{
-			OnChange: func(s discovery.Snapshot) { log.Info("queue node", "data", string(s.Data)) },
-		})
-		defer w.Stop()
-		primary = func() string {
-			q, err := discovery.ParseQueue(w.Current().Data)
-			if err != nil {
-				return ""
-			}
-			return q.Primary
-		}
+		return ""
 	}
-	srv, err := newServer(cfg, primary, log, reg)
-	if err != nil {
-		return err
-	}
-	return srv.Run(ctx)
 }
 
 // loopback reports whether hostport names a loopback address.

@@ -21,7 +21,7 @@ import (
 //	}
 //
 // Every key is optional; what is absent is left as it is in ZooKeeper. The queue and db objects
-// are exactly the data their ZooKeeper nodes hold (DESIGN §3).
+// are exactly the data their ZooKeeper nodes hold (docs/zookeeper.md).
 type Setup struct {
 	Cache []string                  `json:"cache,omitempty"`
 	Queue *discovery.QueueEndpoints `json:"queue,omitempty"`

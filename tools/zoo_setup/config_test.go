@@ -42,7 +42,7 @@ func TestParseSetup(t *testing.T) {
 	}
 }
 
-// The shipped example must parse and use DESIGN §2's default ports.
+// The shipped example must parse and use the default ports of docs/operations.md#ports.
 func TestExampleFile(t *testing.T) {
 	b, err := os.ReadFile("example.json")
 	if err != nil {

@@ -1,6 +1,6 @@
 // Command zoo_setup registers the cache shards, the queue Redis and the database endpoints in
-// ZooKeeper (DESIGN §3, §8), creates the service directories, and lists the tree with its live
-// members.
+// ZooKeeper (docs/zookeeper.md, docs/operations.md#zoo_setup), creates the service directories, and
+// lists the tree with its live members.
 //
 //	zoo_setup --cache redis1:127.0.0.1:16380,redis2:127.0.0.1:16381 \
 //	          --queue-primary 127.0.0.1:16379 --queue-secondary 127.0.0.1:16383 \

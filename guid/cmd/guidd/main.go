@@ -1,76 +1,37 @@
 // Command guidd is the Snowflake ID server: it leases a worker id in ZooKeeper, registers itself
-// under R/guid/nodes and serves IDs over HTTP (see package guid).
+// under R/guid/nodes and serves IDs over HTTP (see package guid). Its life cycle is
+// internal/daemon's.
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
+	"time"
 
-	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/guid"
-	"github.com/the-red/zkpost/internal/flagenv"
-	"github.com/the-red/zkpost/internal/logging"
-	"github.com/the-red/zkpost/internal/metrics"
+	"github.com/the-red/zkpost/internal/daemon"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "guidd:", err)
-		os.Exit(1)
-	}
-}
+const binary = "guidd"
+
+// deregisterLimit is how long a deregistration may wait on ZooKeeper (discovery.Registration.Close).
+const deregisterLimit = 3 * time.Second
+
+func main() { daemon.Main(binary, run) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("guidd", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	var (
-		cfg  guid.Config
-		zcfg discovery.Config
-		lcfg logging.Config
-	)
-	cfg.RegisterFlags(fs)
-	zcfg.RegisterFlags(fs)
-	lcfg.RegisterFlags(fs)
-	if err := flagenv.Parse(fs, "guidd", args, getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
+	var cfg guid.Config
+	spec := daemon.Spec{Name: binary, Flags: func(fs *flag.FlagSet) { cfg.RegisterFlags(fs) }}
+	return daemon.Run(ctx, spec, args, getenv, stdout, func(ctx context.Context, p *daemon.Process) error {
+		cfg.SessionTimeout = p.ZK.SessionTimeout
+		srv, err := guid.New(cfg, guid.Deps{Conn: p.Conn, Layout: p.Layout, Registry: p.Metrics, Log: p.Log})
+		if err != nil {
+			return err
 		}
-		return err
-	}
-	log, err := logging.New(stdout, lcfg, "guidd")
-	if err != nil {
-		return err
-	}
-	log.Info("config", flagenv.Describe(fs)...)
-
-	conn, err := discovery.Dial(zcfg, log)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	reg := metrics.NewRegistry()
-	if err := conn.RegisterMetrics(reg); err != nil {
-		return err
-	}
-	cfg.SessionTimeout = zcfg.SessionTimeout
-	srv, err := guid.New(cfg, guid.Deps{
-		Conn:     conn,
-		Layout:   discovery.Layout{Root: zcfg.Root},
-		Registry: reg,
-		Log:      log,
+		// guid registers only once a worker id is leased (the serverset carries it), so its Run
+		// keeps the registration and takes it back first when ctx ends, then drains within
+		// ShutdownTimeout; the session closes after both.
+		return p.Serve(ctx, srv, deregisterLimit+cfg.ShutdownTimeout)
 	})
-	if err != nil {
-		return err
-	}
-	// Run registers once a worker id is leased (the serverset carries it) and deregisters first
-	// on shutdown; conn.Close then ends the session.
-	return srv.Run(ctx)
 }

@@ -10,17 +10,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/guid"
-	"github.com/the-red/zkpost/internal/flagenv"
-	"github.com/the-red/zkpost/internal/logging"
-	"github.com/the-red/zkpost/internal/metrics"
+	"github.com/the-red/zkpost/internal/daemon"
 	"github.com/the-red/zkpost/internal/post"
 	"github.com/the-red/zkpost/internal/postdb"
 	"github.com/the-red/zkpost/internal/postqueue"
@@ -30,124 +25,83 @@ import (
 
 const binary = "postsvcd"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, binary+":", err)
-		os.Exit(1)
-	}
+func main() { daemon.Main(binary, run) }
+
+// configs are the packages' flag sets postsvcd is made of.
+type configs struct {
+	svc   postsvc.Config
+	db    postdb.Config
+	queue postqueue.Config
+}
+
+func (c *configs) register(fs *flag.FlagSet) {
+	c.svc.RegisterFlags(fs)
+	c.db.RegisterFlags(fs)
+	c.queue.RegisterFlags(fs)
+	c.queue.RegisterEnqueueFlags(fs)
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := flag.NewFlagSet(binary, flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	var (
-		cfg  postsvc.Config
-		zcfg discovery.Config
-		dcfg postdb.Config
-		qcfg postqueue.Config
-		lcfg logging.Config
-	)
-	cfg.RegisterFlags(fs)
-	zcfg.RegisterFlags(fs)
-	dcfg.RegisterFlags(fs)
-	qcfg.RegisterFlags(fs)
-	qcfg.RegisterEnqueueFlags(fs)
-	lcfg.RegisterFlags(fs)
-	if err := flagenv.Parse(fs, binary, args, getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	log, err := logging.New(stdout, lcfg, binary)
-	if err != nil {
-		return err
-	}
-	log.Info("config", flagenv.Describe(fs, "db-password")...)
-	// go-redis logs every failed dial to a dead shard on stderr through a process-wide logger;
-	// main owns the process, so it routes those lines to slog at debug level.
-	redis.SetLogger(redisLogger{log})
+	var c configs
+	spec := daemon.Spec{Name: binary, Flags: c.register, Secrets: []string{"db-password"}}
+	return daemon.Run(ctx, spec, args, getenv, stdout, func(ctx context.Context, p *daemon.Process) error {
+		// go-redis logs every failed dial to a dead shard on stderr through a process-wide
+		// logger; main owns the process, so it routes those lines to slog at debug level.
+		redis.SetLogger(redisLogger{p.Log})
+		return serve(ctx, p, c)
+	})
+}
 
-	conn, err := discovery.Dial(zcfg, log)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	layout := discovery.Layout{Root: zcfg.Root}
-	reg := metrics.NewRegistry()
-	if err := conn.RegisterMetrics(reg); err != nil {
-		return err
-	}
-
-	guids := conn.NewBalancer(layout.Nodes("guid"))
-	defer guids.Stop()
-	scraps := conn.NewBalancer(layout.Nodes("scrap"))
-	defer scraps.Stop()
+// serve opens postsvcd's dependencies (each closed in reverse order on shutdown), builds the
+// server, follows ZooKeeper and registers.
+func serve(ctx context.Context, p *daemon.Process, c configs) error {
+	guids := p.Conn.NewBalancer(p.Layout.Nodes("guid"))
+	p.Defer("guid balancer", stopper(guids.Stop))
+	scraps := p.Conn.NewBalancer(p.Layout.Nodes("scrap"))
+	p.Defer("scrap balancer", stopper(scraps.Stop))
 	ids := guid.NewClient(guids, guid.ClientOptions{})
-	defer ids.Close()
-	router := postdb.NewRouter(dcfg, log, reg)
-	defer router.Close()
-	queue := postqueue.NewEnqueuer(qcfg, log)
-	defer queue.Close()
+	p.Defer("guid client", stopper(ids.Close))
+	router := postdb.NewRouter(c.db, p.Log, p.Metrics)
+	p.Defer("database router", router.Close)
+	queue := postqueue.NewEnqueuer(c.queue, p.Log)
+	p.Defer("queue", queue.Close)
 
-	srv, err := postsvc.New(cfg, postsvc.Deps{
+	srv, err := postsvc.New(c.svc, postsvc.Deps{
 		IDs:       ids,
 		Previewer: scrap.NewClient(scraps, nil),
 		Queue:     queue,
 		Store:     readerStore{router},
-		Log:       log,
-		Registry:  reg,
+		Log:       p.Log,
+		Registry:  p.Metrics,
 	})
 	if err != nil {
 		return err
 	}
-	watches := postsvc.Watch(conn, layout, srv.Cache(), queue, router, log)
-	defer watches.Stop()
+	watches := postsvc.Watch(p.Conn, p.Layout, srv.Cache(), queue, router, p.Log)
+	p.Defer("watches", stopper(watches.Stop))
 
-	advertise, err := discovery.AdvertiseAddr(cfg.Advertise, srv.Addr())
+	advertise, err := discovery.AdvertiseAddr(c.svc.Advertise, srv.Addr())
 	if err != nil {
 		return err
 	}
-	data, err := discovery.NewServerSet(advertise, 0)
+	registration, err := p.Register("postsvc", advertise)
 	if err != nil {
 		return err
 	}
-	registration := conn.Register(layout.Nodes("postsvc"), advertise, data)
-	srv.AddReady(readiness(conn, registration, guids)...)
+	srv.AddReady(readiness(p, registration, guids)...)
 	srv.AddReady(watches.Checks()...)
-	log.Info("serving", "addr", srv.Addr().String(), "advertise", advertise)
-
-	runErr := srv.Run(ctx)
-	// Deregister first so no new request is routed here, then drain, then close (deferred, in
-	// reverse order of opening).
-	if err := registration.Close(); err != nil {
-		log.Warn("deregister failed", "err", err)
-	}
-	drain, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
-	defer cancel()
-	if err := srv.Shutdown(drain); err != nil {
-		log.Warn("drain incomplete", "err", err)
-	}
-	log.Info("stopped")
-	return runErr
+	p.Log.Info("serving", "addr", srv.Addr().String(), "advertise", advertise)
+	// Run returns when ctx ends; the server's Shutdown then stops accepting and drains.
+	return p.Serve(ctx, srv, c.svc.DrainTimeout)
 }
 
-func readiness(conn *discovery.Conn, reg *discovery.Registration, guids *discovery.Balancer) []postsvc.Check {
+// stopper adapts a Stop or Close without an error to a shutdown step.
+func stopper(f func()) func() error { return func() error { f(); return nil } }
+
+func readiness(p *daemon.Process, reg *discovery.Registration, guids *discovery.Balancer) []postsvc.Check {
 	return []postsvc.Check{
-		{Name: "zookeeper", OK: func() error {
-			if _, ok := conn.Session(); !ok {
-				return errors.New("no ZooKeeper session")
-			}
-			return nil
-		}},
-		{Name: "registered", OK: func() error {
-			if !reg.Registered() {
-				return errors.New("not registered in ZooKeeper")
-			}
-			return nil
-		}},
+		{Name: "zookeeper", OK: p.SessionCheck},
+		{Name: "registered", OK: daemon.RegisteredCheck(reg)},
 		{Name: "guid", OK: func() error {
 			if len(guids.Candidates()) == 0 {
 				return errors.New("no guid server known")

@@ -1,6 +1,7 @@
-// Package cluster runs the whole zkpost topology (DESIGN §2) as local processes: ZooKeeper,
-// Redis, MariaDB and Prometheus from the machine's installed binaries, and our daemons from a
-// directory of built binaries. It is the engine behind `devcluster` and the end-to-end test.
+// Package cluster runs the whole zkpost topology (docs/architecture.md#the-processes) as local
+// processes: ZooKeeper, Redis, MariaDB and Prometheus from the machine's installed binaries, and
+// our daemons from a directory of built binaries. It is the engine behind `devcluster` and the
+// end-to-end test.
 //
 // A Cluster starts every node in dependency order (independent nodes in parallel), waits until
 // each is ready, and supervises them: a daemon of ours that exits is restarted with backoff

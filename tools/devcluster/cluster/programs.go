@@ -95,7 +95,7 @@ func (c *Cluster) redisSpec(n Node) (spec, error) {
 		"--repl-diskless-sync-delay", "0",
 	}
 	if n.Program == ProgRedisQueue {
-		// A post is acknowledged once its job is in the queue: fsync every write (DESIGN §6.1).
+		// A post is acknowledged once its job is in the queue: fsync every write (docs/failure-semantics.md §1).
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
 		args = append(args, "--save", "", "--appendonly", "no")

@@ -48,7 +48,7 @@ type Node struct {
 	Name    string
 	Program Program
 	Kind    Kind
-	// Port is the default port (DESIGN §2); Config.Ports overrides it. 0: serves none.
+	// Port is the default port (docs/operations.md#ports); Config.Ports overrides it. 0: serves none.
 	Port int
 	// Of names the primary a replica follows.
 	Of string
@@ -60,7 +60,8 @@ type Node struct {
 	Optional bool
 }
 
-// Topology is the whole cluster of DESIGN §2, in start order (every node after its Deps).
+// Topology is the whole cluster of docs/architecture.md#the-processes, in start order (every node
+// after its Deps).
 var Topology = []Node{
 	{Name: "zookeeper", Program: ProgZooKeeper, Kind: Infra, Port: 2181},
 	{Name: "redis1", Program: ProgRedisCache, Kind: Infra, Port: 16380},
@@ -98,6 +99,7 @@ var Topology = []Node{
 }
 
 // ServiceDirs are the ZooKeeper service directories Prometheus discovers targets from. redismon
-// registers under R/redismon/nodes too (an extension of DESIGN §3's table); workwebui, an
-// unauthenticated admin UI kept on loopback, registers nowhere.
+// registers under R/redismon/nodes too (an addition to the reference's layout:
+// docs/zookeeper.md#additions-to-the-reference-layout); workwebui, an unauthenticated admin UI
+// kept on loopback, registers nowhere.
 var ServiceDirs = []string{"guid", "scrap", "postsvc", "writeback", "redismon"}
