@@ -150,7 +150,8 @@ func (c *Conn) broadcast() {
 	}
 }
 
-// ZK returns the underlying client for operations this package does not wrap.
+// ZK returns the underlying client, for tests that set up or break ZooKeeper state by hand.
+// Production code uses Conn's own operations (nodes.go); TestNoProductionCallerOfZK keeps it so.
 func (c *Conn) ZK() *zk.Conn { return c.zk }
 
 // Session reports the current session id and whether the client is connected with it.

@@ -28,6 +28,9 @@ func TestFollowQueueKeepsLastReadableValue(t *testing.T) {
 		got = append(got, q.Primary)
 	}, quietLog())
 	defer f.Stop()
+	if _, err := c.WaitSession(ctxT(t, 20*time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.EnsurePath(path.Dir(p)); err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/the-red/zkpost/discovery"
 )
 
@@ -143,7 +141,7 @@ func (s *Server) heartbeat(ctx context.Context, l *lease, lost chan<- error) {
 		case <-t.C:
 		}
 		sent := s.mono()
-		exists, stat, err := s.conn.ZK().Exists(p)
+		exists, stat, err := s.conn.Exists(p)
 		if ctx.Err() != nil {
 			return
 		}
@@ -236,7 +234,7 @@ func (s *Server) syncClock(ctx context.Context, l *lease) (bool, error) {
 		}
 	}
 	written, version, err := s.writeClock(p, max(s.bound(), stored), version)
-	if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNodeExists) {
+	if errors.Is(err, discovery.ErrBadVersion) || errors.Is(err, discovery.ErrNodeExists) {
 		return false, nil // written meanwhile (a former holder's last refresh): read again
 	}
 	if err != nil {
@@ -261,7 +259,7 @@ func (s *Server) refreshClock(ctx context.Context, l *lease) error {
 		return nil
 	}
 	written, version, err := s.writeClock(s.layout.GuidClock(s.cfg.Datacenter, l.worker), max(s.bound(), st.written), st.version)
-	if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) {
+	if errors.Is(err, discovery.ErrBadVersion) || errors.Is(err, discovery.ErrNoNode) {
 		return fmt.Errorf("clock node written by another server: %w", errLeaseLost)
 	}
 	if err != nil {
@@ -310,8 +308,8 @@ func (s *Server) bound() int64 {
 
 // readClock returns the stored bound and the node's version; a missing node reads as 0, -1.
 func (s *Server) readClock(p string) (int64, int32, error) {
-	data, stat, err := s.conn.ZK().Get(p)
-	if errors.Is(err, zk.ErrNoNode) {
+	data, stat, err := s.conn.Get(p)
+	if errors.Is(err, discovery.ErrNoNode) {
 		return 0, -1, nil
 	}
 	if err != nil {
@@ -331,12 +329,12 @@ func (s *Server) writeClock(p string, ms int64, version int32) (int64, int32, er
 		if err := s.conn.EnsurePath(path.Dir(p)); err != nil {
 			return 0, 0, err
 		}
-		if _, err := s.conn.ZK().Create(p, data, 0, zk.WorldACL(zk.PermAll)); err != nil {
+		if err := s.conn.Create(p, data); err != nil {
 			return 0, 0, fmt.Errorf("creating %s: %w", p, err)
 		}
 		return ms, 0, nil
 	}
-	stat, err := s.conn.ZK().Set(p, data, version)
+	stat, err := s.conn.Set(p, data, version)
 	if err != nil {
 		return 0, 0, fmt.Errorf("writing %s: %w", p, err)
 	}

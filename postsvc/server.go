@@ -2,13 +2,11 @@ package postsvc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +28,7 @@ type Server struct {
 	demo    *template.Template
 	handler fasthttp.RequestHandler
 	routes  map[string]fasthttp.RequestHandler
+	streams *hub
 }
 
 // New validates cfg, opens the listener and builds the server; Run serves.
@@ -39,6 +38,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if d.IDs == nil || d.Previewer == nil || d.Queue == nil || d.Store == nil || d.Log == nil || d.Registry == nil {
 		return nil, errors.New("postsvc: every dependency is required")
+	}
+	if cfg.WriteMode == WriteThrough && d.Primary == nil {
+		return nil, errors.New("postsvc: --write-mode=through needs a database primary")
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -54,6 +56,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		ln:    ln,
 		demo:  template.Must(template.New("demo").Parse(demoHTML)),
 	}
+	s.streams = newHub(s.svc.cache, cfg, d.Log, d.Registry)
 	s.routes = s.buildRoutes(metrics.NewHTTP(d.Registry), metrics.Handler(d.Registry))
 	s.http = &fasthttp.Server{
 		Handler:            s.route,
@@ -92,7 +95,11 @@ func (s *Server) Run(ctx context.Context) error {
 // Shutdown stops accepting, waits for in-flight requests until ctx ends, and closes the cache
 // clients.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.streams.closeStreams(ctx); err != nil {
+		s.log.Warn("closing streams", "err", err)
+	}
 	err := s.http.ShutdownWithContext(ctx)
+	s.streams.close()
 	s.svc.cache.Close()
 	if err != nil {
 		return fmt.Errorf("draining http: %w", err)
@@ -106,6 +113,7 @@ func (s *Server) buildRoutes(m *metrics.HTTP, metricsHandler fasthttp.RequestHan
 		"write_post":   m.Route("write_post", s.handleWritePost),
 		"posts_list":   m.Route("posts_list", s.handleList),
 		"post_get":     m.Route("post_get", s.handleGet),
+		"posts_stream": m.Route("posts_stream", s.handleStream),
 		"demo":         m.Route("demo", s.handleDemo),
 		"healthz":      m.Route("healthz", s.handleHealthz),
 		"readyz":       m.Route("readyz", s.handleReadyz),
@@ -151,6 +159,8 @@ func match(path string) (name string, params []string, methods string) {
 		switch {
 		case len(segs) == 1 && segs[0] != "":
 			return "posts_list", segs, "GET HEAD"
+		case len(segs) == 2 && segs[0] != "" && segs[1] == "stream":
+			return "posts_stream", segs[:1], "GET"
 		case len(segs) == 2 && segs[0] != "" && segs[1] != "":
 			return "post_get", segs, "GET HEAD"
 		}
@@ -193,6 +203,7 @@ func (s *Server) write(ctx *fasthttp.RequestCtx, in writeInput, status int) {
 		httpapi.WriteError(ctx, err)
 		return
 	}
+	s.streams.publish(p)
 	httpapi.WriteJSON(ctx, status, p)
 }
 
@@ -204,33 +215,14 @@ func (s *Server) handleList(ctx *fasthttp.RequestCtx) {
 	}
 	work, cancel := requestContext(ctx)
 	defer cancel()
-	posts, next, err := s.svc.Page(work, q)
+	body, err := s.svc.PageJSON(work, q)
 	if err != nil {
 		httpapi.WriteError(ctx, err)
 		return
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("application/json; charset=utf-8")
-	ctx.SetBody(appendPage(nil, posts, next))
-}
-
-// appendPage writes {"posts":[…],"next_id":"<id>"|null} around bodies already in client JSON:
-// json.Marshal would validate and compact every one of them again.
-func appendPage(b []byte, posts []json.RawMessage, next uint64) []byte {
-	b = append(b, `{"posts":[`...)
-	for i, p := range posts {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, p...)
-	}
-	b = append(b, `],"next_id":`...)
-	if next == 0 {
-		return append(b, "null}"...)
-	}
-	b = append(b, '"')
-	b = strconv.AppendUint(b, next, 10)
-	return append(b, `"}`...)
+	ctx.SetBody(body)
 }
 
 func (s *Server) handleGet(ctx *fasthttp.RequestCtx) {

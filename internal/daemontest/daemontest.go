@@ -20,8 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/itest"
 )
@@ -78,7 +76,7 @@ func (l Lifecycle) Run(t *testing.T) *itest.Process {
 	}
 	// The session timeout (seconds) outlives the exit by far: only a deregistration, or the
 	// session closed on the way out, removes the node this early.
-	if ok, _, err := conn.ZK().Exists(node); err != nil || ok {
+	if ok, _, err := conn.Exists(node); err != nil || ok {
 		t.Fatalf("node %s right after SIGTERM: exists=%v err=%v, want it deleted before exit", node, ok, err)
 	}
 	if l.AfterStop != nil {
@@ -120,10 +118,10 @@ func (l Lifecycle) checkReady(t *testing.T, conn *discovery.Conn, node string) {
 		return code == http.StatusOK
 	})
 	itest.WaitFor(t, 10*time.Second, "serverset node "+node, func() bool {
-		ok, _, err := conn.ZK().Exists(node)
+		ok, _, err := conn.Exists(node)
 		return err == nil && ok
 	})
-	data, _, err := conn.ZK().Get(node)
+	data, _, err := conn.Get(node)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +253,7 @@ func CreateNode(t testing.TB, conn *discovery.Conn, p string, data []byte) {
 		if err := conn.EnsurePath(path.Dir(p)); err != nil {
 			return false
 		}
-		_, err := conn.ZK().Create(p, data, 0, zk.WorldACL(zk.PermAll))
+		err := conn.Create(p, data)
 		return err == nil
 	})
 	if !ok {

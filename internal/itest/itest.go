@@ -39,6 +39,9 @@ var aptPackages = map[string]string{
 	"mariadb-install-db": "mariadb-server",
 	"mariadb":            "mariadb-client",
 	"go":                 "golang-go",
+	"chromium":           "chromium",
+	"promtool":           "prometheus",
+	"prometheus":         "prometheus",
 }
 
 // extraBinDirs are searched after PATH: sbin directories are often missing

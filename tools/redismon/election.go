@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/the-red/zkpost/discovery"
 )
 
@@ -75,7 +73,7 @@ func (e *election) run(ctx context.Context, lead func(context.Context)) {
 			e.lead(ctx, changed, lead)
 			continue
 		}
-		exists, _, gone, err := e.conn.ZK().ExistsW(pred)
+		exists, gone, err := e.conn.ExistsWatch(pred)
 		if err != nil {
 			e.log.Warn("election watch failed", "err", err)
 			discovery.Pause(ctx, changed, time.Second)
@@ -98,7 +96,7 @@ func (e *election) join(session int64) error {
 	if err := e.conn.EnsurePath(e.dir); err != nil {
 		return err
 	}
-	p, err := e.conn.ZK().CreateProtectedEphemeralSequential(path.Join(e.dir, "n_"), e.data, zk.WorldACL(zk.PermAll))
+	p, err := e.conn.CreateCandidate(path.Join(e.dir, "n_"), e.data)
 	if err != nil {
 		return fmt.Errorf("creating candidate node: %w", err)
 	}
@@ -110,7 +108,7 @@ func (e *election) join(session int64) error {
 
 // predecessor returns the candidate just before ours, or "" when ours is the lowest (we lead).
 func (e *election) predecessor() (string, error) {
-	names, _, err := e.conn.ZK().Children(e.dir)
+	names, err := e.conn.Children(e.dir)
 	if err != nil {
 		return "", fmt.Errorf("listing candidates: %w", err)
 	}
@@ -134,7 +132,7 @@ func (e *election) predecessor() (string, error) {
 
 // lead runs lead until ctx ends, the session changes or our node disappears.
 func (e *election) lead(ctx context.Context, changed <-chan struct{}, lead func(context.Context)) {
-	exists, _, gone, err := e.conn.ZK().ExistsW(e.node)
+	exists, gone, err := e.conn.ExistsWatch(e.node)
 	if err != nil || !exists {
 		return
 	}

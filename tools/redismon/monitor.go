@@ -16,26 +16,33 @@ import (
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/httpapi"
 	"github.com/the-red/zkpost/internal/metrics"
+	"github.com/the-red/zkpost/tools/redismon/clusterview"
 )
 
 // Config tunes the monitor.
 type Config struct {
-	Listen        string
-	Advertise     string
-	ProbeInterval time.Duration
-	ProbeTimeout  time.Duration
-	FailThreshold int
-	RiseThreshold int
+	Listen string
+	// ViewDatacenter is the guid datacenter whose worker leases /cluster shows.
+	ViewDatacenter int
+	Advertise      string
+	ProbeInterval  time.Duration
+	ProbeTimeout   time.Duration
+	FailThreshold  int
+	RiseThreshold  int
+	// QueueNamespace is the gocraft/work namespace of the queue whose backlog the leader samples.
+	QueueNamespace string
 }
 
 // RegisterFlags adds redismon's flags to fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Listen, "listen", "0.0.0.0:8040", "host:port for /healthz, /readyz and /metrics (a second instance: 8041)")
+	fs.StringVar(&c.Listen, "listen", "0.0.0.0:8040", "host:port for /healthz, /readyz, /metrics and the cluster view /cluster (a second instance: 8041)")
 	fs.StringVar(&c.Advertise, "advertise", "", "host:port written to the election node and to R/redismon/nodes (default: the bound address)")
 	fs.DurationVar(&c.ProbeInterval, "probe-interval", 500*time.Millisecond, "how often the leader probes every shard and the queue primary")
 	fs.DurationVar(&c.ProbeTimeout, "probe-timeout", 250*time.Millisecond, "how long one probe may take")
 	fs.IntVar(&c.FailThreshold, "fail-threshold", 3, "consecutive failed probes before a shard is DOWN or the queue fails over")
 	fs.IntVar(&c.RiseThreshold, "rise-threshold", 2, "consecutive good probes before a DOWN shard is flushed and ALIVE again")
+	fs.IntVar(&c.ViewDatacenter, "view-dc", 0, "guid datacenter whose worker ids the cluster view (/cluster) shows")
+	fs.StringVar(&c.QueueNamespace, "queue-namespace", "the_red", "gocraft/work namespace of the write-back queue (for its backlog gauges)")
 }
 
 func (c Config) validate() error {
@@ -59,6 +66,7 @@ type Monitor struct {
 	metrics  *monitorMetrics
 	redis    *clients
 	election *election
+	backlog  *backlog
 	ln       net.Listener
 	srv      *fasthttp.Server
 	now      func() time.Time
@@ -66,6 +74,7 @@ type Monitor struct {
 	advertise    string
 	serverSet    []byte                  // the serverset node's data
 	registration *discovery.Registration // set by Run before it serves
+	view         *clusterview.View       // the live cluster view (/cluster), on every instance
 }
 
 // New opens the HTTP listener and prepares the monitor; Run starts it.
@@ -90,6 +99,9 @@ func New(cfg Config, conn *discovery.Conn, layout discovery.Layout, log *slog.Lo
 	m := &Monitor{cfg: cfg, conn: conn, layout: layout, log: log, reg: reg, metrics: newMonitorMetrics(reg),
 		redis: newClients(cfg.ProbeTimeout), ln: ln, now: time.Now, advertise: adv, serverSet: serverSet}
 	m.election = &election{conn: conn, dir: layout.RedismonLeader(), data: []byte(adv), log: log}
+	m.view = clusterview.New(conn, layout, clusterview.Config{Datacenter: cfg.ViewDatacenter}, log)
+	m.backlog = &backlog{zk: conn.ZK(), path: layout.Queue(), namespace: cfg.QueueNamespace, log: log}
+	reg.MustRegister(m.backlog)
 	m.srv = &fasthttp.Server{Handler: m.routes(), Name: "redismon", ReadTimeout: 10 * time.Second, ErrorHandler: httpapi.TransportError,
 		WriteTimeout: 10 * time.Second, NoDefaultServerHeader: true}
 	return m, nil
@@ -117,6 +129,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 	m.redis.close()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if err := m.view.Close(sctx); err != nil {
+		m.log.Warn("closing the cluster view", "err", err)
+	}
 	if err := m.srv.ShutdownWithContext(sctx); err != nil {
 		return fmt.Errorf("stopping HTTP server: %w", err)
 	}
@@ -127,13 +142,14 @@ func (m *Monitor) Run(ctx context.Context) error {
 func (m *Monitor) lead(ctx context.Context) {
 	m.metrics.isLeader.Set(1)
 	defer m.metrics.isLeader.Set(0)
-	sh := &shards{cfg: m.cfg, zk: m.conn.ZK(), dir: m.layout.CacheNodes(), redis: m.redis, log: m.log,
+	sh := &shards{cfg: m.cfg, zk: m.conn, dir: m.layout.CacheNodes(), redis: m.redis, log: m.log,
 		metrics: m.metrics, now: m.now, counts: map[string]*shardCounts{}, queuePath: m.layout.Queue()}
-	q := &queue{cfg: m.cfg, zk: m.conn.ZK(), path: m.layout.Queue(), redis: m.redis, log: m.log,
+	q := &queue{cfg: m.cfg, zk: m.conn, path: m.layout.Queue(), redis: m.redis, log: m.log,
 		metrics: m.metrics, cacheDir: m.layout.CacheNodes()}
 	var wg sync.WaitGroup
 	wg.Go(func() { every(ctx, m.cfg.ProbeInterval, sh.tick) })
 	wg.Go(func() { every(ctx, m.cfg.ProbeInterval, q.tick) })
+	wg.Go(func() { m.backlog.run(ctx) })
 	wg.Wait()
 }
 
@@ -175,7 +191,13 @@ func (m *Monitor) routes() fasthttp.RequestHandler {
 	readyz := h.Route("readyz", m.readyz)
 	metricsH := h.Route("metrics", metrics.Handler(m.reg))
 	notFound := h.Route("not_found", func(ctx *fasthttp.RequestCtx) { httpapi.WriteError(ctx, httpapi.ErrNotFound) })
+	view := map[string]fasthttp.RequestHandler{"/cluster": h.Route("cluster", m.view.ServePage),
+		"/cluster/events": h.Route("cluster_events", m.view.ServeEvents), "/cluster/state": h.Route("cluster_state", m.view.ServeState)}
 	return httpapi.ReadOnly(func(ctx *fasthttp.RequestCtx) {
+		if v := view[string(ctx.Path())]; v != nil {
+			v(ctx)
+			return
+		}
 		switch string(ctx.Path()) {
 		case "/healthz":
 			healthz(ctx)

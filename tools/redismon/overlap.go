@@ -5,15 +5,13 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/the-red/zkpost/discovery"
 )
 
 // addrsUnder returns the normalized addresses of the cache shards registered under dir.
-func addrsUnder(c *zk.Conn, dir string) (map[string]bool, error) {
-	names, _, err := c.Children(dir)
-	if errors.Is(err, zk.ErrNoNode) {
+func addrsUnder(c *discovery.Conn, dir string) (map[string]bool, error) {
+	names, err := c.Children(dir)
+	if errors.Is(err, discovery.ErrNoNode) {
 		return map[string]bool{}, nil
 	}
 	if err != nil {
@@ -29,9 +27,9 @@ func addrsUnder(c *zk.Conn, dir string) (map[string]bool, error) {
 }
 
 // queueAddrs returns the normalized addresses the queue node names; none when it is missing.
-func queueAddrs(c *zk.Conn, p string) (map[string]bool, error) {
+func queueAddrs(c *discovery.Conn, p string) (map[string]bool, error) {
 	data, _, err := c.Get(p)
-	if errors.Is(err, zk.ErrNoNode) {
+	if errors.Is(err, discovery.ErrNoNode) {
 		return map[string]bool{}, nil
 	}
 	if err != nil {

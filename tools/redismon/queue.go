@@ -9,8 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/the-red/zkpost/discovery"
 )
 
@@ -28,7 +26,7 @@ import (
 // acknowledgement (WAIT 1) before acknowledging a client.
 type queue struct {
 	cfg      Config
-	zk       *zk.Conn
+	zk       *discovery.Conn
 	path     string
 	redis    *clients
 	log      *slog.Logger
@@ -50,7 +48,7 @@ func (q *queue) sharedWithCache() (map[string]bool, error) {
 func (q *queue) tick(ctx context.Context) {
 	data, stat, err := q.zk.Get(q.path)
 	if err != nil {
-		if !errors.Is(err, zk.ErrNoNode) {
+		if !errors.Is(err, discovery.ErrNoNode) {
 			q.log.Warn("reading queue node failed", "err", err)
 		}
 		return

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/the-red/zkpost/discovery"
 )
 
@@ -71,7 +69,7 @@ type shardCounts struct{ fails, rises int }
 // concurrent writer (zoo_setup, an operator, a deposed leader) is never overwritten blindly.
 type shards struct {
 	cfg     Config
-	zk      *zk.Conn
+	zk      *discovery.Conn
 	dir     string
 	redis   *clients
 	log     *slog.Logger
@@ -85,9 +83,9 @@ type shards struct {
 
 // tick probes every shard at once and acts on the outcomes one by one.
 func (s *shards) tick(ctx context.Context) {
-	names, _, err := s.zk.Children(s.dir)
+	names, err := s.zk.Children(s.dir)
 	if err != nil {
-		if !errors.Is(err, zk.ErrNoNode) {
+		if !errors.Is(err, discovery.ErrNoNode) {
 			s.log.Warn("listing cache shards failed", "err", err)
 		}
 		return
@@ -126,7 +124,7 @@ func (s *shards) step(ctx context.Context, node string, p shardProbe) {
 	p0 := path.Join(s.dir, node)
 	data, stat, err := s.zk.Get(p0)
 	if err != nil {
-		if !errors.Is(err, zk.ErrNoNode) {
+		if !errors.Is(err, discovery.ErrNoNode) {
 			s.log.Warn("reading cache shard failed", "shard", node, "err", err)
 		}
 		return
@@ -244,7 +242,7 @@ func (s *shards) write(node string, doc shardDoc, version int32) bool {
 		return false
 	}
 	if _, err := s.zk.Set(path.Join(s.dir, node), b, version); err != nil {
-		if errors.Is(err, zk.ErrBadVersion) {
+		if errors.Is(err, discovery.ErrBadVersion) {
 			s.log.Info("shard changed meanwhile; re-reading next probe", "shard", node)
 		} else {
 			s.log.Warn("writing shard status failed", "shard", node, "err", err)

@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/the-red/zkpost/discovery"
 )
 
@@ -36,7 +34,7 @@ func directories(l discovery.Layout) []string {
 // changes nothing, and it never touches what redismon owns: a cache node's status data, and the
 // order of the queue endpoints after a failover.
 type applier struct {
-	zk     *zk.Conn
+	zk     *discovery.Conn
 	ensure func(string) error
 	layout discovery.Layout
 	out    io.Writer
@@ -66,7 +64,7 @@ func (a applier) apply(s Setup) error {
 // name already registered at another address is an error: two ring members with one name would
 // send a user's keys to either.
 func (a applier) registerCache(shards []string) error {
-	existing, _, err := a.zk.Children(a.layout.CacheNodes())
+	existing, err := a.zk.Children(a.layout.CacheNodes())
 	if err != nil {
 		return fmt.Errorf("listing cache shards: %w", err)
 	}
@@ -82,7 +80,7 @@ func (a applier) registerCache(shards []string) error {
 			}
 		}
 		p := path.Join(a.layout.CacheNodes(), node)
-		if _, err := a.zk.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		if err := a.zk.Create(p, nil); err != nil && !errors.Is(err, discovery.ErrNodeExists) {
 			return fmt.Errorf("creating %s: %w", p, err)
 		}
 		fmt.Fprintf(a.out, "cache shard %s: registered\n", node)
@@ -128,8 +126,8 @@ func (a applier) setJSON(what, p string, v any, keep func([]byte) bool) error {
 	}
 	data, stat, err := a.zk.Get(p)
 	switch {
-	case errors.Is(err, zk.ErrNoNode):
-		if _, err := a.zk.Create(p, b, 0, zk.WorldACL(zk.PermAll)); err != nil {
+	case errors.Is(err, discovery.ErrNoNode):
+		if err := a.zk.Create(p, b); err != nil {
 			return fmt.Errorf("creating %s: %w", p, err)
 		}
 		fmt.Fprintf(a.out, "%s: created %s\n", what, b)
@@ -150,8 +148,8 @@ func (a applier) setJSON(what, p string, v any, keep func([]byte) bool) error {
 // removeCache deletes the shards named (by shard name or full node name). A shard that is not
 // registered is reported, not an error, so removal is idempotent too.
 func (a applier) removeCache(names []string) error {
-	existing, _, err := a.zk.Children(a.layout.CacheNodes())
-	if err != nil && !errors.Is(err, zk.ErrNoNode) {
+	existing, err := a.zk.Children(a.layout.CacheNodes())
+	if err != nil && !errors.Is(err, discovery.ErrNoNode) {
 		return fmt.Errorf("listing cache shards: %w", err)
 	}
 	for _, want := range names {
@@ -162,7 +160,7 @@ func (a applier) removeCache(names []string) error {
 			}
 			found = true
 			p := path.Join(a.layout.CacheNodes(), e)
-			if err := a.zk.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			if err := a.zk.Delete(p, -1); err != nil && !errors.Is(err, discovery.ErrNoNode) {
 				return fmt.Errorf("deleting %s: %w", p, err)
 			}
 			fmt.Fprintf(a.out, "cache shard %s: removed\n", e)

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/the-red/zkpost/discovery"
 )
 
@@ -68,12 +66,12 @@ type Election struct {
 
 // reader reads the tree; missing paths read as empty.
 type reader struct {
-	zk     *zk.Conn
+	zk     *discovery.Conn
 	layout discovery.Layout
 	tree   *Tree
 }
 
-func readTree(c *zk.Conn, l discovery.Layout) (*Tree, error) {
+func readTree(c *discovery.Conn, l discovery.Layout) (*Tree, error) {
 	r := reader{zk: c, layout: l, tree: &Tree{Root: l.Root, Services: map[string][]Member{},
 		GuidWorkers: []Lease{}, Cache: []Shard{}, Redismon: Election{Candidates: []string{}}}}
 	for _, step := range []func() error{r.services, r.workers, r.cache, r.queue, r.db, r.election} {
@@ -86,8 +84,8 @@ func readTree(c *zk.Conn, l discovery.Layout) (*Tree, error) {
 
 // children returns the sorted children of p with their data; a missing p has none.
 func (r reader) children(p string) ([]string, map[string][]byte, error) {
-	names, _, err := r.zk.Children(p)
-	if errors.Is(err, zk.ErrNoNode) {
+	names, err := r.zk.Children(p)
+	if errors.Is(err, discovery.ErrNoNode) {
 		return nil, nil, nil
 	}
 	if err != nil {
@@ -98,7 +96,7 @@ func (r reader) children(p string) ([]string, map[string][]byte, error) {
 	kept := names[:0]
 	for _, n := range names {
 		b, _, err := r.zk.Get(path.Join(p, n))
-		if errors.Is(err, zk.ErrNoNode) {
+		if errors.Is(err, discovery.ErrNoNode) {
 			continue // left between the two calls
 		}
 		if err != nil {
@@ -242,7 +240,7 @@ func (r reader) db() error {
 
 func (r reader) get(p string) ([]byte, bool, error) {
 	data, _, err := r.zk.Get(p)
-	if errors.Is(err, zk.ErrNoNode) {
+	if errors.Is(err, discovery.ErrNoNode) {
 		return nil, false, nil
 	}
 	if err != nil {

@@ -28,8 +28,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/flagenv"
 	"github.com/the-red/zkpost/internal/logging"
@@ -121,9 +119,9 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, std
 // execute lists the tree, or removes and registers what the flags name.
 func execute(conn *discovery.Conn, layout discovery.Layout, opts options, setup Setup, stdout io.Writer) error {
 	if opts.list {
-		return list(conn.ZK(), layout, opts.json, stdout)
+		return list(conn, layout, opts.json, stdout)
 	}
-	a := applier{zk: conn.ZK(), ensure: conn.EnsurePath, layout: layout, out: stdout}
+	a := applier{zk: conn, ensure: conn.EnsurePath, layout: layout, out: stdout}
 	// Removal first, so one run can move a shard: --remove-cache redis1 --cache redis1:new:6379.
 	if opts.remove != "" {
 		if err := a.ensure(layout.CacheNodes()); err != nil {
@@ -170,7 +168,7 @@ func bounded(ctx context.Context, conn *discovery.Conn, d time.Duration, f func(
 	}
 }
 
-func list(c *zk.Conn, l discovery.Layout, asJSON bool, out io.Writer) error {
+func list(c *discovery.Conn, l discovery.Layout, asJSON bool, out io.Writer) error {
 	t, err := readTree(c, l)
 	if err != nil {
 		return err

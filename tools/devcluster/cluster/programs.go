@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/the-red/zkpost/internal/launch"
 )
 
 // spec is how to run one node: its command and the hooks around its start.
@@ -30,6 +32,8 @@ var extraBinDirs = []string{"/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/lo
 var aptPackages = map[string]string{
 	"java": "zookeeper", "redis-server": "redis-server", "mariadbd": "mariadb-server",
 	"mariadb-install-db": "mariadb-server", "prometheus": "prometheus",
+	"prometheus-redis-exporter": "prometheus-redis-exporter", "prometheus-mysqld-exporter": "prometheus-mysqld-exporter",
+	"prometheus-node-exporter": "prometheus-node-exporter",
 }
 
 // ErrMissing reports an executable that is not installed.
@@ -79,6 +83,8 @@ func (c *Cluster) spec(n Node) (spec, error) {
 		return c.zooSetupSpec(n)
 	case ProgGuidd, ProgScrapd, ProgPostsvcd, ProgWritebackd, ProgRedismon, ProgWorkWebUI:
 		return c.daemonSpec(n)
+	case ProgRedisExporter, ProgMySQLExporter, ProgNodeExporter, ProgZKExporter:
+		return c.exporterSpec(n)
 	}
 	return spec{}, fmt.Errorf("node %s: unknown program %q", n.Name, n.Program)
 }
@@ -111,39 +117,27 @@ func (c *Cluster) redisSpec(n Node) (spec, error) {
 	}, nil
 }
 
-// commonArgs are the flags every daemon of ours shares.
-func (c *Cluster) commonArgs(n Node) []string {
-	addr := c.addr(n.Name)
-	return []string{
-		"--listen", addr, "--advertise", addr,
-		"--zk", c.ZKAddr(), "--zk-root", c.cfg.ZKRoot,
-		"--zk-session-timeout", c.cfg.ZKSessionTimeout.String(),
-	}
-}
-
+// daemonSpec starts one of our daemons as internal/launch describes it, at this cluster's
+// address and ZooKeeper.
 func (c *Cluster) daemonSpec(n Node) (spec, error) {
-	bin, err := c.ourBin(string(n.Program))
+	prog, ok := launch.ByBinary(string(n.Program))
+	if !ok {
+		return spec{}, fmt.Errorf("node %s: %q is not one of our daemons", n.Name, n.Program)
+	}
+	bin, err := c.ourBin(prog.Binary)
 	if err != nil {
 		return spec{}, err
 	}
-	args := c.commonArgs(n)
-	db := []string{"--db-user", c.cfg.DBUser, "--db-password", c.cfg.DBPassword, "--db-name", c.cfg.DBName}
-	switch n.Program {
-	case ProgScrapd:
-		if c.cfg.ScrapAllowCIDR != "" {
-			args = append(args, "--allow-cidr", c.cfg.ScrapAllowCIDR)
-		}
-	case ProgPostsvcd, ProgWritebackd:
-		args = append(args, db...)
-	case ProgWorkWebUI:
-		// workwebui registers nowhere; it only follows the queue node.
-		args = []string{"--listen", c.addr(n.Name), "--zk", c.ZKAddr(), "--zk-root", c.cfg.ZKRoot}
+	addr := c.addr(n.Name)
+	args := prog.Args(launch.Instance{
+		Listen: addr, Advertise: addr, ZK: c.ZKAddr(), ZKRoot: c.cfg.ZKRoot,
+		ZKSessionTimeout: c.cfg.ZKSessionTimeout,
+		DB:               launch.Account{User: c.cfg.DBUser, Password: c.cfg.DBPassword, Name: c.cfg.DBName},
+	})
+	if n.Program == ProgScrapd && c.cfg.ScrapAllowCIDR != "" {
+		args = append(args, "--allow-cidr", c.cfg.ScrapAllowCIDR)
 	}
-	readyURL := "http://" + c.addr(n.Name) + "/readyz"
-	if n.Program == ProgRedismon {
-		// Only the elected leader may call itself ready; a standby is still a healthy node.
-		readyURL = "http://" + c.addr(n.Name) + "/healthz"
-	}
+	readyURL := prog.ReadyURL(addr)
 	return spec{
 		bin: bin, args: append(args, c.cfg.ExtraArgs[n.Name]...),
 		prepare: func(context.Context) error { return ensureDir(c.dataDir(n.Name)) },

@@ -1,0 +1,129 @@
+package postsvc_test
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/the-red/zkpost/discovery"
+	"github.com/the-red/zkpost/internal/headless"
+	"github.com/the-red/zkpost/internal/itest"
+)
+
+// streamDelivery bounds how long a post takes from its acknowledgement to a subscriber on another
+// postsvcd in these tests; the target is ~100 ms, and a loaded test machine gets slack.
+const streamDelivery = 5 * time.Second
+
+func (s *stack) stream(i int, uid uint64, lastEventID string) *itest.SSE {
+	s.t.Helper()
+	hdr := http.Header{}
+	if lastEventID != "" {
+		hdr.Set("Last-Event-ID", lastEventID)
+	}
+	st := itest.OpenSSE(s.t, fmt.Sprintf("%s/api/v1/posts/%d/stream", s.base(i), uid), hdr)
+	if st.Status != 200 {
+		s.t.Fatalf("stream of user %d on postsvcd %d: got %d %s, want 200", uid, i, st.Status, st.Body)
+	}
+	return st
+}
+
+// expect reads events from st until every id in want arrived; events of other ids may come
+// between (a resumed stream repeats the ids of its replay window).
+func expect(t *testing.T, st *itest.SSE, label string, want ...uint64) []string {
+	t.Helper()
+	evs, err := st.Collect(streamDelivery*2, func(ids []string) bool {
+		for _, w := range want {
+			if !slices.Contains(ids, strconv.FormatUint(w, 10)) {
+				return false
+			}
+		}
+		return true
+	})
+	var ids []string
+	for _, ev := range evs {
+		ids = append(ids, ev.ID)
+	}
+	if err != nil {
+		t.Fatalf("%s: waiting for %v: %v (got %v)", label, want, err, ids)
+	}
+	return ids
+}
+
+// TestStreamAcrossInstances runs two real postsvcd over real shards: a post written through one
+// reaches subscribers on both; a stream resumed with Last-Event-ID on the other gets what it
+// missed; and when the author's shard is killed and marked DOWN (as redismon does), open streams
+// follow the author to the new shard by themselves.
+func TestStreamAcrossInstances(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full stack: skipped with -short")
+	}
+	s := newStack(t)
+	const uid = 4242
+	a, b := s.stream(0, uid, ""), s.stream(1, uid, "")
+
+	p := s.mustWrite(0, uid, "to both")
+	expect(t, a, "same postsvcd", p.ID)
+	expect(t, b, "other postsvcd", p.ID)
+
+	b.Close()
+	missed := []uint64{s.mustWrite(0, uid, "missed 1").ID, s.mustWrite(1, uid, "missed 2").ID}
+	expect(t, a, "stream kept open", missed...)
+	b = s.stream(1, uid, strconv.FormatUint(p.ID, 10))
+	expect(t, b, "resumed on the other postsvcd", missed...)
+
+	demoFollowsStream(t, s)
+
+	names := []string{"redis1", "redis2", "redis3"}
+	owner, _ := discovery.NewRing(names).Locate("pl:" + strconv.Itoa(uid))
+	dead := slices.Index(names, owner)
+	s.shards[dead].Kill()
+	setNode(t, s.conn, s.cacheNode(dead), []byte(`{"status":"DOWN","epoch":1}`))
+	for via := range s.addrs {
+		itest.WaitFor(t, 20*time.Second, "ring of 2 in every postsvcd", func() bool { return s.ringMembers(via) == "2" })
+	}
+	after := []uint64{s.mustWrite(1, uid, "after failover 1").ID, s.mustWrite(0, uid, "after failover 2").ID}
+	expect(t, a, "postsvcd 0 after the shard failover", after...)
+	expect(t, b, "postsvcd 1 after the shard failover", after...)
+}
+
+// demoFollowsStream opens the demo page of a user on postsvcd 0 in headless Chromium, types into
+// the form, writes a post through the API of postsvcd 1, and sees it on the page without a
+// reload: the typed text and a marker set on the page's window are still there.
+func demoFollowsStream(t *testing.T, s *stack) {
+	b := headless.Start(t)
+	const uid = 4343
+	s.mustWrite(1, uid, "already there")
+	b.Navigate(s.base(0) + "/demo?user_id=" + strconv.Itoa(uid))
+	if err := b.Eval(`window.notReloaded = true; document.querySelector("textarea").value = "half-typed"; true`, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Let the page's EventSource connect before writing, so the post arrives live, not replayed.
+	b.WaitTrue(10*time.Second, "the page's stream open", `document.getElementById("posts").dataset.stream === "open"`)
+	p, status, err := s.write(1, uid, "written through the other postsvcd", "https://example.com/ä€?q=1")
+	if err != nil || status != 201 {
+		t.Fatalf("write: %d %v", status, err)
+	}
+	b.WaitTrue(10*time.Second, "the new post on the page", `!!document.getElementById("post-`+strconv.FormatUint(p.ID, 10)+`")`)
+	var state struct {
+		Reloaded bool   `json:"reloaded"`
+		Typed    string `json:"typed"`
+		First    string `json:"first"`
+		Href     string `json:"href"`
+		Text     string `json:"text"`
+	}
+	err = b.Eval(`(() => { const a = document.querySelector("#posts article"), l = a.querySelector("a.link");
+		return {reloaded: !window.notReloaded, typed: document.querySelector("textarea").value, first: a.id,
+			href: l.getAttribute("href"), text: l.textContent}; })()`, &state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state.Reloaded || state.Typed != "half-typed" || state.First != "post-"+strconv.FormatUint(p.ID, 10) {
+		b.Fail(fmt.Sprintf("after a live post: got %+v, want no reload, the typed text kept, the new post first", state))
+	}
+	if state.Href != state.Text || state.Text != "https://example.com/%C3%A4%E2%82%AC?q=1" {
+		b.Fail(fmt.Sprintf("live post link: shows %q, links %q; want both https://example.com/%%C3%%A4%%E2%%82%%AC?q=1", state.Text, state.Href))
+	}
+}
