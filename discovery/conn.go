@@ -21,8 +21,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -91,6 +93,7 @@ func Dial(cfg Config, log *slog.Logger) (*Conn, error) {
 	defer c.mu.Unlock()
 	conn, _, err := zk.Connect(servers, cfg.SessionTimeout,
 		zk.WithHostProvider(&lazyHosts{}),
+		zk.WithDialer(dialHandshakeBounded),
 		zk.WithEventCallback(c.onEvent),
 		zk.WithLogger(zkLogger{log}),
 		zk.WithLogInfo(false))
@@ -191,6 +194,46 @@ func (c *Conn) Close() {
 	c.connected = false
 	c.broadcast()
 	c.closed = true
+}
+
+// handshakeTimeout bounds the wait for a server's answer to the session handshake. The client
+// library waits 10× its receive timeout (6.7× the session timeout: 27 s at 4 s) for that answer.
+// A connection that some process accepted and never answers — a port taken over while ZooKeeper
+// was down, a server hung after accepting — then held every reconnect, and with it registration,
+// that long after ZooKeeper served again. A live server answers in milliseconds; after this bound
+// the client drops the connection and dials again, so registration follows ZooKeeper's return
+// within about two seconds (docs/zookeeper.md).
+const handshakeTimeout = 2 * time.Second
+
+// dialHandshakeBounded is the client's dialer: net.DialTimeout with the handshake bounded.
+func dialHandshakeBounded(network, address string, timeout time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout(network, address, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return &handshakeConn{Conn: c}, nil
+}
+
+// handshakeConn caps the read deadlines set before the server first answers at handshakeTimeout
+// from now; once it has answered, deadlines pass through (the library's receive loop sets its own).
+type handshakeConn struct {
+	net.Conn
+	answered atomic.Bool
+}
+
+func (c *handshakeConn) SetReadDeadline(t time.Time) error {
+	if limit := time.Now().Add(handshakeTimeout); !c.answered.Load() && !t.IsZero() && t.After(limit) {
+		t = limit
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *handshakeConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.answered.Store(true)
+	}
+	return n, err
 }
 
 // lazyHosts hands the client its servers unresolved; the dialer resolves them on every attempt.

@@ -44,5 +44,12 @@ func follow[T any](c *Conn, p, what string, parse func([]byte) (T, error), apply
 // Known reports whether a readable value was handed over yet: a readiness condition.
 func (e *EndpointWatch) Known() bool { return e.known.Load() }
 
+// Absent reports whether the node was read and does not exist (a tree without it, such as the
+// reference's without R/db), as against not read yet: readiness says which.
+func (e *EndpointWatch) Absent() bool {
+	s := e.w.Current()
+	return s.Version > 0 && !s.Exists
+}
+
 // Stop ends the watch.
 func (e *EndpointWatch) Stop() { e.w.Stop() }

@@ -52,6 +52,8 @@ func newRouter(m *metrics.HTTP, s *Server) fasthttp.RequestHandler {
 
 func (r router) serve(ctx *fasthttp.RequestCtx) {
 	if m := ctx.Method(); !bytes.Equal(m, methodGET) && !bytes.Equal(m, methodHEAD) {
+		// Every route of guidd is read-only; RFC 9110 §15.5.6 requires a 405 to list what is allowed.
+		ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD")
 		httpapi.WriteError(ctx, httpapi.ErrMethodNotAllowed)
 		return
 	}
@@ -76,12 +78,16 @@ func (r router) serve(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Server) handleGUID(ctx *fasthttp.RequestCtx) {
-	args := ctx.QueryArgs()
-	batch := args.Has("count")
+	count, err := httpapi.QueryParam(ctx.QueryArgs(), "count")
+	if err != nil {
+		httpapi.WriteError(ctx, err)
+		return
+	}
+	batch := count != nil
 	n := 1
 	if batch {
 		var ok bool
-		if n, ok = ParseCount(args.Peek("count")); !ok {
+		if n, ok = ParseCount(count); !ok {
 			httpapi.WriteError(ctx, APIErrBadCount)
 			return
 		}

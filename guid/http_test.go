@@ -65,6 +65,9 @@ func TestHandlerErrors(t *testing.T) {
 		{"count 4097", "GET", "/api/v1/guid?count=4097", 400, "invalid_argument"},
 		{"count not a number", "GET", "/api/v1/guid?count=abc", 400, "invalid_argument"},
 		{"count empty", "GET", "/api/v1/guid?count=", 400, "invalid_argument"},
+		{"count bare", "GET", "/api/v1/guid?count", 400, "invalid_argument"},
+		{"count repeated", "GET", "/api/v1/guid?count=2&count=2", 400, "invalid_argument"},
+		{"count empty then valid", "GET", "/api/v1/guid?count=&count=3", 400, "invalid_argument"},
 		{"count signed", "GET", "/api/v1/guid?count=+5", 400, "invalid_argument"},
 		{"count negative", "GET", "/api/v1/guid?count=-1", 400, "invalid_argument"},
 		{"decode non-numeric", "GET", "/api/v1/guid/abc/decode", 400, "invalid_argument"},
@@ -75,6 +78,8 @@ func TestHandlerErrors(t *testing.T) {
 		{"unknown path", "GET", "/api/v1/nope", 404, "not_found"},
 		{"decode without id", "GET", "/api/v1/guid//decode", 404, "not_found"},
 		{"wrong method", "POST", "/api/v1/guid", 405, "method_not_allowed"},
+		{"wrong method, unknown path", "DELETE", "/nope", 405, "method_not_allowed"},
+		{"wrong method, health", "PUT", "/healthz", 405, "method_not_allowed"},
 		{"no lease single", "GET", "/api/v1/guid", 503, "no_lease"},
 		{"no lease batch", "GET", "/api/v1/guid?count=10", 503, "no_lease"},
 	}
@@ -83,6 +88,10 @@ func TestHandlerErrors(t *testing.T) {
 			resp := serve(h, tt.method, tt.uri)
 			if got := resp.StatusCode(); got != tt.wantStatus {
 				t.Fatalf("%s %s: status %d, want %d (body %s)", tt.method, tt.uri, got, tt.wantStatus, resp.Body())
+			}
+			if allow := string(resp.Header.Peek("Allow")); (tt.wantStatus == 405) != (allow != "") ||
+				(allow != "" && allow != "GET, HEAD") {
+				t.Fatalf("Allow %q on a %d; RFC 9110 wants \"GET, HEAD\" on every 405 and only there", allow, tt.wantStatus)
 			}
 			var e envelope
 			if err := json.Unmarshal(resp.Body(), &e); err != nil {

@@ -134,7 +134,7 @@ func (s *Server) Advertised() string { return s.advertise }
 // in-flight requests with a deadline.
 func (s *Server) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.srv.Serve(s.ln) }()
+	go func() { serveErr <- s.srv.Serve(httpapi.BareLFListener(s.ln)) }()
 	leaseCtx, stopLease := context.WithCancel(context.Background())
 	leaseDone := make(chan struct{})
 	go func() {

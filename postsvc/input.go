@@ -9,7 +9,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/the-red/zkpost/internal/httpapi"
 )
@@ -37,6 +41,9 @@ func (r inputRules) parseCreateBody(body []byte) (writeInput, error) {
 	if !utf8.Valid(body) {
 		return writeInput{}, httpapi.InvalidArgument("body is not valid UTF-8")
 	}
+	if err := checkJSONEscapes(body); err != nil {
+		return writeInput{}, err
+	}
 	var in struct {
 		UserID   json.RawMessage `json:"user_id"`
 		Contents *string         `json:"contents"`
@@ -62,6 +69,54 @@ func (r inputRules) parseCreateBody(body []byte) (writeInput, error) {
 		w.URL = *in.URL
 	}
 	return w, r.check(w)
+}
+
+// checkJSONEscapes refuses a \u escape of a UTF-16 surrogate that is not half of a high-low pair
+// ("\ud800", "\udc00", "\udc00\ud800"). encoding/json would decode each into U+FFFD, storing
+// text the client never sent; raw bytes are already proven valid UTF-8, which has no surrogates.
+func checkJSONEscapes(body []byte) error {
+	inString := false
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case c == '"':
+			inString = !inString
+		case c != '\\' || !inString:
+		case i+1 < len(body) && body[i+1] == 'u':
+			n, err := surrogateEscape(body[i:])
+			if err != nil {
+				return err
+			}
+			i += n - 1
+		default:
+			i++ // a one-character escape: \" must not end the string
+		}
+	}
+	return nil
+}
+
+// surrogateEscape checks the \u escape at the start of b and returns how many bytes it and, for
+// a high surrogate, its low half take. A malformed escape is left to the JSON decoder.
+func surrogateEscape(b []byte) (int, error) {
+	r, ok := hex4(b)
+	switch {
+	case !ok || !utf16.IsSurrogate(r):
+		return 2, nil
+	case r >= 0xdc00:
+		return 0, httpapi.InvalidArgument("JSON string has a low surrogate escape (\\udc00-\\udfff) without a high one before it")
+	}
+	if low, ok := hex4(b[6:]); ok && low >= 0xdc00 && low <= 0xdfff {
+		return 12, nil
+	}
+	return 0, httpapi.InvalidArgument("JSON string has a high surrogate escape (\\ud800-\\udbff) without a low one after it")
+}
+
+// hex4 reads `\uXXXX` at the start of b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(b[2:6]), 16, 16)
+	return rune(v), err == nil
 }
 
 // jsonProblem describes a decoding error without echoing the client's bytes back.
@@ -145,7 +200,8 @@ func (r inputRules) check(w writeInput) error {
 }
 
 // checkURL accepts "" (no link) or an absolute http(s) URL of at most MaxURLBytes with a host,
-// no credentials and no control characters or spaces.
+// no credentials, and no character that is invisible or reorders text (see hiddenRune): what a
+// page shows of a link must be where it leads.
 func checkURL(raw string) error {
 	if raw == "" {
 		return nil
@@ -157,8 +213,8 @@ func checkURL(raw string) error {
 		return httpapi.InvalidArgument("url must be valid UTF-8")
 	}
 	for _, c := range raw {
-		if c <= ' ' || (c >= 0x7f && c <= 0x9f) || c == '\u2028' || c == '\u2029' {
-			return httpapi.InvalidArgument("url must not contain spaces or control characters")
+		if hiddenRune(c) {
+			return httpapi.InvalidArgument(fmt.Sprintf("url must not contain spaces, control, format or invisible characters (found U+%04X)", c))
 		}
 	}
 	u, err := url.Parse(raw)
@@ -175,6 +231,47 @@ func checkURL(raw string) error {
 		return httpapi.InvalidArgument("url must not carry credentials")
 	}
 	return nil
+}
+
+// hiddenRune reports a character that shows as nothing, as blank, or changes how the text around
+// it is shown: every control (Cc), format (Cf: bidi embeddings, overrides and isolates, zero-width
+// space and joiners, soft hyphen, word joiner, BOM, tags), separator (Z: spaces of every width,
+// line and paragraph separators) and private-use (Co) character, variation selectors and the other
+// default-ignorable code points (Hangul fillers, combining grapheme joiner, Mongolian selectors),
+// and the blank Braille pattern U+2800. A percent-encoded form of any of them is harmless: it is
+// shown as the escape it is.
+func hiddenRune(c rune) bool {
+	return c == '\u2800' || unicode.In(c, unicode.Cc, unicode.Cf, unicode.Z, unicode.Co,
+		unicode.Bidi_Control, unicode.Join_Control, unicode.Variation_Selector,
+		unicode.Other_Default_Ignorable_Code_Point, unicode.Noncharacter_Code_Point)
+}
+
+// listArgs reads the f and limit query parameters of a timeline request; an empty or repeated one
+// is refused rather than taken as absent.
+func listArgs(uidText string, args *fasthttp.Args) (listQuery, error) {
+	f, err := httpapi.QueryParam(args, "f")
+	if err != nil {
+		return listQuery{}, err
+	}
+	limit, err := httpapi.QueryParam(args, "limit")
+	if err != nil {
+		return listQuery{}, err
+	}
+	return parseListQuery(uidText, f, limit)
+}
+
+// writeArgs reads the reference's GET form of a write; contents and url follow the same rule as
+// every query parameter: absent, or given once and not empty.
+func (r inputRules) writeArgs(uidText string, args *fasthttp.Args) (writeInput, error) {
+	contents, err := httpapi.QueryParam(args, "contents")
+	if err != nil {
+		return writeInput{}, err
+	}
+	u, err := httpapi.QueryParam(args, "url")
+	if err != nil {
+		return writeInput{}, err
+	}
+	return r.parseWriteQuery(uidText, contents, u)
 }
 
 // listQuery is a validated timeline page request.

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/the-red/zkpost/internal/httpapi"
 )
@@ -111,12 +114,17 @@ func checkWriteInvariants(t *testing.T, w writeInput, err error) {
 func FuzzCreatePost(f *testing.F) {
 	for _, s := range []string{`{"user_id":42,"contents":"hi","url":"https://example.com/"}`,
 		`{"user_id":"7","contents":"x"}`, `{"user_id":-1}`, `{"user_id":1e400,"contents":"x"}`, `null`, `{}`,
-		"{\"user_id\":1,\"contents\":\"\\u0000\",\"url\":\"http://[::1]:80/\"}"} {
+		"{\"user_id\":1,\"contents\":\"\\u0000\",\"url\":\"http://[::1]:80/\"}",
+		`{"user_id":1,"contents":"\ud83d\ude00 \\ud800 \udc00"}`, `{"user_id":1,"contents":"x","url":"https://a.example/\u202e"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		w, err := testRules.parseCreateBody(body)
 		checkWriteInvariants(t, w, err)
+		if err == nil && strings.ContainsRune(w.Contents, utf8.RuneError) && !strings.Contains(string(body), "\uFFFD") &&
+			!strings.Contains(strings.ToLower(string(body)), `\ufffd`) {
+			t.Fatalf("accepted %q as contents %q: a U+FFFD the client did not send", body, w.Contents)
+		}
 		if err == nil {
 			// Whatever was accepted must survive the post JSON round trip.
 			b, _ := json.Marshal(w.Contents)
@@ -153,6 +161,146 @@ func FuzzListQuery(f *testing.F) {
 		}
 		if q.UserID == 0 || q.Limit < 1 || q.Limit > MaxLimit || (len(fv) > 0 && q.MaxID == 0) {
 			t.Fatalf("accepted invalid query %+v", q)
+		}
+	})
+}
+
+// TestSurrogateEscapes covers the class: every unpaired or reversed surrogate escape is refused
+// wherever it stands in a string, and every well-formed pair (and escapes that only look alike) is
+// accepted with the text it encodes.
+func TestSurrogateEscapes(t *testing.T) {
+	body := func(contents string) []byte { return []byte(`{"user_id":1,"contents":"` + contents + `"}`) }
+	for _, tc := range []struct {
+		name, contents string
+	}{
+		{"lone high", `\ud800`},
+		{"lone high, last", `\udbff`},
+		{"lone low", `\udc00`},
+		{"lone low, last", `\udfff`},
+		{"reversed pair", `\udc00\ud800`},
+		{"high then text", `a\ud83dx`},
+		{"high then BMP escape", `\ud83d\u0041`},
+		{"high then high", `\ud83d\ud83d`},
+		{"high at end", `x\uD800`},
+		{"high then bad escape", `\ud800\u12`},
+		{"after escaped quote", `\"\ud800`},
+		{"after escaped backslash", `\\\ud800`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := testRules.parseCreateBody(body(tc.contents))
+			var e *httpapi.Error
+			if !errors.As(err, &e) || e.Status != 400 {
+				t.Fatalf("contents %s: got %v, want 400", tc.contents, err)
+			}
+		})
+	}
+	for _, tc := range []struct{ contents, want string }{
+		{`\ud83d\ude00`, "😀"},
+		{`\uD83D\uDE00 and \udbff\udfff`, "😀 and \U0010ffff"},
+		{`\\ud800`, `\ud800`},       // an escaped backslash, then plain text
+		{`\u00e9\ufffd`, "é\ufffd"}, // U+FFFD sent on purpose stays
+		{`\u20ac`, "€"},
+	} {
+		got, err := testRules.parseCreateBody(body(tc.contents))
+		if err != nil || got.Contents != tc.want {
+			t.Errorf("contents %s: got %q, %v; want %q", tc.contents, got.Contents, err, tc.want)
+		}
+	}
+	// The same rule holds in every string of the body, not just contents.
+	for _, b := range []string{`{"user_id":"\ud800","contents":"x"}`, `{"user_id":1,"contents":"x","url":"https://a.example/\udfff"}`,
+		`{"user_id":1,"contents":"x","\ud800":1}`} {
+		if _, err := testRules.parseCreateBody([]byte(b)); err == nil {
+			t.Errorf("%s accepted", b)
+		}
+	}
+}
+
+// TestURLHiddenCharacters walks every code point of the refused classes: each one, raw anywhere
+// in a URL, is refused; percent-encoded, it is accepted (a page shows it as the escape).
+func TestURLHiddenCharacters(t *testing.T) {
+	tables := map[string]*unicode.RangeTable{"Cc": unicode.Cc, "Cf": unicode.Cf, "Z": unicode.Z,
+		"Bidi_Control": unicode.Bidi_Control, "Join_Control": unicode.Join_Control,
+		"Variation_Selector": unicode.Variation_Selector, "Other_Default_Ignorable": unicode.Other_Default_Ignorable_Code_Point}
+	checked := 0
+	for name, tab := range tables {
+		for r := rune(0); r <= unicode.MaxRune; r++ {
+			if !unicode.Is(tab, r) || (r >= 0xd800 && r <= 0xdfff) {
+				continue
+			}
+			checked++
+			for _, u := range []string{"https://example.com/a" + string(r) + "b", "https://exa" + string(r) + "mple.com/",
+				"https://example.com/?q=" + string(r), "https://example.com/#" + string(r)} {
+				if checkURL(u) == nil {
+					t.Fatalf("%s U+%04X accepted in %q", name, r, u)
+				}
+			}
+		}
+	}
+	if checked < 300 {
+		t.Fatalf("checked only %d code points", checked)
+	}
+	for _, r := range []rune{'\u202e', '\u200b', '\ufeff', '\u00ad', '\u3164', '\u2800', '\ue000', '\u034f', '\U000e0041', '\u00a0', '\u3000'} {
+		if checkURL("https://example.com/"+string(r)) == nil {
+			t.Errorf("U+%04X accepted", r)
+		}
+	}
+	for _, u := range []string{"https://example.com/%E2%80%AE", "https://example.com/caf\u00e9", "https://例え.jp/パス",
+		"https://example.com/\u05d0\u05d1" /* Hebrew letters: bidi by nature, but visible */, "https://example.com/😀"} {
+		if err := checkURL(u); err != nil {
+			t.Errorf("%q refused: %v", u, err)
+		}
+	}
+}
+
+// TestQueryParams: an empty or repeated parameter is refused on every query route, whatever the
+// parameter; absent ones keep their defaults.
+func TestQueryParams(t *testing.T) {
+	for _, q := range []string{"limit=", "limit", "f=", "f", "limit=&f=1", "limit=5&limit=5", "f=1&f=2", "limit=5&f="} {
+		var a fasthttp.Args
+		a.Parse(q)
+		if _, err := listArgs("42", &a); err == nil {
+			t.Errorf("list ?%s accepted", q)
+		}
+	}
+	for _, q := range []string{"contents=", "contents=hi&url=", "contents=hi&url", "contents=a&contents=b", "contents=hi&url=https://a.example/&url=https://b.example/"} {
+		var a fasthttp.Args
+		a.Parse(q)
+		if _, err := testRules.writeArgs("42", &a); err == nil {
+			t.Errorf("write_post ?%s accepted", q)
+		}
+	}
+	var a fasthttp.Args
+	a.Parse("other=&limit=3")
+	if q, err := listArgs("42", &a); err != nil || q.Limit != 3 {
+		t.Errorf("?other=&limit=3: got %+v, %v; want limit 3 (unknown parameters are not ours to judge)", q, err)
+	}
+	a.Parse("contents=hi")
+	if w, err := testRules.writeArgs("42", &a); err != nil || w.URL != "" {
+		t.Errorf("?contents=hi: got %+v, %v; want a post without a link", w, err)
+	}
+}
+
+// FuzzListArgs: any raw query string is a valid page request or a 400, and an accepted one never
+// came with an empty or repeated f or limit.
+func FuzzListArgs(f *testing.F) {
+	for _, s := range []string{"", "limit=", "f=1&limit=2", "limit=1&limit=1", "f", "%66=1", "limit=%31"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		var a fasthttp.Args
+		a.Parse(raw)
+		q, err := listArgs("7", &a)
+		if err != nil {
+			var e *httpapi.Error
+			if !errors.As(err, &e) || e.Status != 400 {
+				t.Fatalf("rejection is not a 400 envelope error: %v", err)
+			}
+			return
+		}
+		for _, k := range []string{"f", "limit"} {
+			if vs := a.PeekMulti(k); len(vs) > 1 || (len(vs) == 1 && len(vs[0]) == 0) {
+				t.Fatalf("?%s accepted as %+v", raw, q)
+			}
 		}
 	})
 }

@@ -83,7 +83,7 @@ func (s *Server) Cache() *Cache { return s.svc.cache }
 // after deregistering, so no new request is routed here while in-flight ones drain.
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.http.Serve(s.ln) }()
+	go func() { errc <- s.http.Serve(httpapi.BareLFListener(s.ln)) }()
 	select {
 	case <-ctx.Done():
 		return nil
@@ -187,8 +187,7 @@ func (s *Server) handleCreate(ctx *fasthttp.RequestCtx) {
 // handleWritePost is the reference's GET form of a write. It answers 200, as the reference's
 // clients expect of it; POST /api/v1/posts answers 201.
 func (s *Server) handleWritePost(ctx *fasthttp.RequestCtx) {
-	args := ctx.QueryArgs()
-	in, err := s.rules.parseWriteQuery(param(ctx, 0), args.Peek("contents"), args.Peek("url"))
+	in, err := s.rules.writeArgs(param(ctx, 0), ctx.QueryArgs())
 	if err != nil {
 		httpapi.WriteError(ctx, err)
 		return
@@ -209,8 +208,7 @@ func (s *Server) write(ctx *fasthttp.RequestCtx, in writeInput, status int) {
 }
 
 func (s *Server) handleList(ctx *fasthttp.RequestCtx) {
-	args := ctx.QueryArgs()
-	q, err := parseListQuery(param(ctx, 0), args.Peek("f"), args.Peek("limit"))
+	q, err := listArgs(param(ctx, 0), ctx.QueryArgs())
 	if err != nil {
 		httpapi.WriteError(ctx, err)
 		return
@@ -250,20 +248,6 @@ func (s *Server) handleGet(ctx *fasthttp.RequestCtx) {
 
 func (s *Server) handleHealthz(ctx *fasthttp.RequestCtx) {
 	httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
-}
-
-func (s *Server) handleReadyz(ctx *fasthttp.RequestCtx) {
-	reasons := []string{}
-	for _, c := range s.ready {
-		if err := c.OK(); err != nil {
-			reasons = append(reasons, c.Name+": "+err.Error())
-		}
-	}
-	if len(reasons) > 0 {
-		httpapi.WriteJSON(ctx, fasthttp.StatusServiceUnavailable, map[string]any{"status": "not_ready", "reasons": reasons})
-		return
-	}
-	httpapi.WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"status": "ready"})
 }
 
 type fasthttpLogger struct{ log *slog.Logger }

@@ -33,7 +33,8 @@ func Watch(conn *discovery.Conn, layout discovery.Layout, cache *Cache, q QueueE
 	}
 }
 
-// Checks are the readiness conditions the watches provide.
+// Checks are the readiness conditions the watches provide; readiness.go says which capability
+// each one gates.
 func (w *Watches) Checks() []Check {
 	return []Check{
 		{Name: "cache_nodes", OK: func() error {
@@ -49,7 +50,11 @@ func (w *Watches) Checks() []Check {
 			return nil
 		}},
 		{Name: "db", OK: func() error {
-			if !w.db.Known() {
+			switch {
+			case w.db.Known():
+			case w.db.Absent():
+				return errors.New("no database node in ZooKeeper: reads past the cache are unavailable")
+			default:
 				return errors.New("database endpoints not known yet")
 			}
 			return nil

@@ -1,7 +1,6 @@
 package scrap
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -9,24 +8,36 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"golang.org/x/sync/singleflight"
 )
 
-// robots.txt per RFC 9309.
+// robots.txt per RFC 9309, read the way Google's reference parser (google/robotstxt) reads it, so
+// a site's file means to us what it means to the crawler its authors test against:
+//   - a UTF-8 byte order mark before the first line is skipped; lines end at LF, CR or CRLF;
+//   - "#" starts a comment; a key and its value are split at ":", or, when a line has no colon,
+//     at the whitespace between exactly two words ("Disallow /x");
+//   - keys match by prefix, case-insensitively, with Google's accepted typos ("useragent",
+//     "user agent", "dissallow", "disalow", ...); other keys (sitemap, crawl-delay) are ignored
+//     and neither start nor end a group;
+//   - a User-agent value names a product by its leading letters, "-" and "_" ("zkpost-scrap/1.0"
+//     names zkpost-scrap); "*", alone or followed by a space, is every crawler;
+//   - rule values are percent-encoded before comparing (RFC 9309 §2.2.2): bytes outside ASCII
+//     become %XX and existing escapes are upper-cased, as a URL's path is written;
+//   - the groups naming our product apply (all of them, merged), else those of "*"; the longest
+//     matching pattern wins and allow wins a tie; "*" matches any run and a final "$" anchors.
 //
-// github.com/temoto/robotstxt v1.1.2 (pinned in go.mod) was read and not used: its status rules
-// match RFC 9309 for 2xx/4xx/5xx but it errors on 3xx; its rule matching breaks ties in favour of
-// the first rule listed, where RFC 9309 §2.2.2 says allow wins, and it measures a wildcard rule by
-// the length of its compiled regexp rather than of the pattern; and one malformed line makes it
-// reject the whole file, where the RFC says to use the valid rules. The matcher below is short and
-// follows the RFC: the groups naming our product token (else those of "*") merged, the longest
-// matching pattern wins, allow wins ties, "*" and a final "$" are the only special characters.
-// Status rules: 2xx parse; 3xx left after 5 redirects, or too many, and 4xx mean allow all; 5xx
-// and an unreachable server mean disallow all, cached for the short negative TTL only.
+// Status rules stay RFC 9309's: 2xx parse; 3xx left after 5 redirects, or too many, and 4xx mean
+// allow all; 5xx and an unreachable server mean disallow all, cached for the short negative TTL
+// only. /robots.txt itself is always allowed (§2.2).
 
 // robotsMaxBytes is how much of a robots.txt is parsed (RFC 9309 §2.5: at least 500 KiB).
 const robotsMaxBytes = 512 << 10
+
+// robotsMaxLine is the longest line read; the rest of a longer line is ignored, as Google's
+// parser does (8 × the 2083-byte URL bound of old browsers).
+const robotsMaxLine = 2083*8 - 1
 
 type robotsRule struct {
 	allow   bool
@@ -41,55 +52,173 @@ type robotsRules struct {
 
 var allowAllRobots = &robotsRules{}
 
+// robotsGroups collects the rules for one product token while the lines are read.
+type robotsGroups struct {
+	agent              string
+	own, star          []robotsRule
+	haveOwn, haveStar  bool
+	groupOwn, groupAll bool // the current group names us / every crawler
+	inRules            bool // a rule has been read since the last User-agent line
+}
+
 // parseRobots returns the rules of body that apply to the product token agent.
 func parseRobots(body []byte, agent string) *robotsRules {
-	agent = strings.ToLower(agent)
-	var own, star []robotsRule
-	var haveOwn, haveStar bool
-	var groupOwn, groupStar, inAgents bool
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 0, 4096), robotsMaxBytes)
-	for sc.Scan() {
-		line, _, _ := strings.Cut(sc.Text(), "#")
-		key, val, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		key, val = strings.ToLower(strings.TrimSpace(key)), strings.TrimSpace(val)
-		switch key {
-		case "user-agent":
-			if !inAgents {
-				groupOwn, groupStar, inAgents = false, false, true
-			}
-			switch strings.ToLower(val) {
-			case agent:
-				groupOwn, haveOwn = true, true
-			case "*":
-				groupStar, haveStar = true, true
-			}
-		case "allow", "disallow":
-			inAgents = false
-			if val == "" || len(val) > MaxURLLength+1 {
-				continue // an empty rule matches nothing; a longer one than any URL we fetch neither
-			}
-			r := robotsRule{allow: key == "allow", pattern: val}
-			if groupOwn {
-				own = append(own, r)
-			}
-			if groupStar {
-				star = append(star, r)
-			}
-		default:
-			// sitemap, crawl-delay and unknown records neither end a group nor start one
-		}
-	}
+	g := &robotsGroups{agent: agent}
+	forEachRobotsLine(body, g.line)
 	switch {
-	case haveOwn:
-		return &robotsRules{rules: own}
-	case haveStar:
-		return &robotsRules{rules: star}
+	case g.haveOwn:
+		return &robotsRules{rules: g.own}
+	case g.haveStar:
+		return &robotsRules{rules: g.star}
 	}
 	return allowAllRobots
+}
+
+// forEachRobotsLine calls f with each line of body: a leading byte order mark (or a prefix of
+// one) skipped, lines ended by LF, CR or CRLF, each cut to robotsMaxLine bytes.
+func forEachRobotsLine(body []byte, f func(line []byte)) {
+	bom := []byte{0xef, 0xbb, 0xbf}
+	for i := 0; i < len(bom) && len(body) > 0 && body[0] == bom[i]; i++ {
+		body = body[1:]
+	}
+	for len(body) > 0 {
+		end := bytes.IndexAny(body, "\r\n")
+		if end < 0 {
+			end = len(body)
+		}
+		f(body[:min(end, robotsMaxLine)])
+		if end < len(body) && body[end] == '\r' && end+1 < len(body) && body[end+1] == '\n' {
+			end++
+		}
+		body = body[min(end+1, len(body)):]
+	}
+}
+
+// line applies one line to the groups.
+func (g *robotsGroups) line(raw []byte) {
+	key, val, ok := robotsKeyValue(raw)
+	if !ok {
+		return
+	}
+	switch robotsKey(key) {
+	case "user-agent":
+		g.userAgent(val)
+	case "allow":
+		g.rule(true, val)
+	case "disallow":
+		g.rule(false, val)
+	}
+}
+
+// robotsKeyValue splits a line into key and value: at the colon, or, without one, at the
+// whitespace between exactly two words.
+func robotsKeyValue(raw []byte) (key, val string, ok bool) {
+	line, _, _ := bytes.Cut(raw, []byte("#"))
+	text := strings.TrimSpace(string(line))
+	key, val, ok = strings.Cut(text, ":")
+	if !ok {
+		fields := strings.Fields(text)
+		if len(fields) != 2 {
+			return "", "", false
+		}
+		key, val = fields[0], fields[1]
+	}
+	key = strings.TrimSpace(key)
+	return key, strings.TrimSpace(val), key != ""
+}
+
+// robotsKey names the directive key stands for, by prefix and with the typos Google accepts.
+func robotsKey(key string) string {
+	k := strings.ToLower(key)
+	has := func(prefixes ...string) bool {
+		for _, p := range prefixes {
+			if strings.HasPrefix(k, p) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has("user-agent", "useragent", "user agent"):
+		return "user-agent"
+	case has("allow"):
+		return "allow"
+	case has("disallow", "dissallow", "dissalow", "disalow", "diasllow", "disallaw"):
+		return "disallow"
+	}
+	return ""
+}
+
+func (g *robotsGroups) userAgent(val string) {
+	if g.inRules { // a User-agent line after rules starts a new group
+		g.groupOwn, g.groupAll, g.inRules = false, false, false
+	}
+	if val == "*" || (strings.HasPrefix(val, "*") && unicode.IsSpace(rune(val[1]))) {
+		g.groupAll, g.haveStar = true, true
+		return
+	}
+	if strings.EqualFold(robotsProduct(val), g.agent) {
+		g.groupOwn, g.haveOwn = true, true
+	}
+}
+
+// robotsProduct returns the product name a User-agent value starts with: its leading ASCII
+// letters, "-" and "_".
+func robotsProduct(val string) string {
+	i := 0
+	for i < len(val) && (val[i] == '-' || val[i] == '_' || ('a' <= val[i]|0x20 && val[i]|0x20 <= 'z')) {
+		i++
+	}
+	return val[:i]
+}
+
+func (g *robotsGroups) rule(allow bool, val string) {
+	if !g.groupOwn && !g.groupAll {
+		return // rules before any User-agent line, or of other crawlers' groups
+	}
+	g.inRules = true
+	if val == "" {
+		return // an empty rule matches nothing
+	}
+	rules := []robotsRule{{allow: allow, pattern: escapeRobotsPattern(val)}}
+	// Google's parser takes "Allow: /dir/index.htm(l)" to allow "/dir/" too.
+	if slash := strings.LastIndexByte(rules[0].pattern, '/'); allow && slash >= 0 &&
+		strings.HasPrefix(rules[0].pattern[slash:], "/index.htm") {
+		rules = append(rules, robotsRule{allow: true, pattern: rules[0].pattern[:slash+1] + "$"})
+	}
+	if g.groupOwn {
+		g.own = append(g.own, rules...)
+	}
+	if g.groupAll {
+		g.star = append(g.star, rules...)
+	}
+}
+
+// escapeRobotsPattern writes a rule as a URL path is written: bytes outside ASCII as %XX, and
+// the hex digits of existing escapes in upper case.
+func escapeRobotsPattern(p string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '%' && i+2 < len(p) && isHex(p[i+1]) && isHex(p[i+2]):
+			b.WriteByte('%')
+			b.WriteString(strings.ToUpper(p[i+1 : i+3]))
+			i += 2
+		case c >= 0x80:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&0xf])
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c|0x20 && c|0x20 <= 'f'
 }
 
 // allowed reports whether path (the URL's escaped path and query) may be fetched.

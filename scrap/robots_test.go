@@ -1,6 +1,9 @@
 package scrap
 
-import "testing"
+import (
+	"bytes"
+	"testing"
+)
 
 func TestRobotsRules(t *testing.T) {
 	const agent = "zkpost-scrap"
@@ -46,11 +49,19 @@ func FuzzParseRobots(f *testing.F) {
 	f.Add([]byte("User-agent: *\nDisallow: /a*b$\nAllow: /a\n"), "/a/b")
 	f.Add([]byte("User-agent: zkpost-scrap\nDisallow: /\n"), "/x?y=1")
 	f.Add([]byte("\xff\xfe junk:::\n\n**$$"), "/**")
+	f.Add([]byte("\xef\xbb\xbfuseragent zkpost-scrap/1\rdisalow /caf\xc3\xa9\r"), "/caf%C3%A9")
 	f.Fuzz(func(t *testing.T, body []byte, path string) {
 		r := parseRobots(body, "zkpost-scrap")
-		r.allowed(path)
+		got := r.allowed(path)
 		if !r.allowed("/robots.txt") {
 			t.Fatal("robots.txt itself disallowed")
+		}
+		// Line ends are LF, CR or CRLF alike: writing every LF as CRLF changes nothing.
+		if !bytes.Contains(body, []byte("\r")) {
+			crlf := bytes.ReplaceAll(body, []byte("\n"), []byte("\r\n"))
+			if parseRobots(crlf, "zkpost-scrap").allowed(path) != got {
+				t.Fatalf("%q and its CRLF form disagree on %q", body, path)
+			}
 		}
 	})
 }

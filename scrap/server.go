@@ -71,7 +71,7 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // The caller deregisters from ZooKeeper before cancelling ctx.
 func (s *Server) Run(ctx context.Context, drain time.Duration) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
+	go func() { errc <- s.srv.Serve(httpapi.BareLFListener(s.ln)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving: %w", err)
@@ -92,7 +92,7 @@ func (s *Server) routes(m *metrics.HTTP, reg *prometheus.Registry) fasthttp.Requ
 	ready := m.Route("readyz", s.handleReady)
 	metricsH := metrics.Handler(reg)
 	notFound := m.Route("other", func(ctx *fasthttp.RequestCtx) { httpapi.WriteError(ctx, httpapi.ErrNotFound) })
-	return func(ctx *fasthttp.RequestCtx) {
+	return httpapi.ReadOnly(func(ctx *fasthttp.RequestCtx) {
 		switch string(ctx.Path()) {
 		case "/api/v1/scrap":
 			api(ctx)
@@ -105,16 +105,22 @@ func (s *Server) routes(m *metrics.HTTP, reg *prometheus.Registry) fasthttp.Requ
 		default:
 			notFound(ctx)
 		}
-	}
+	})
 }
 
 // handleScrap serves GET /api/v1/scrap?url=<percent-encoded URL>.
 func (s *Server) handleScrap(ctx *fasthttp.RequestCtx) {
-	if !ctx.IsGet() && !ctx.IsHead() {
-		httpapi.WriteError(ctx, httpapi.ErrMethodNotAllowed)
+	param, err := httpapi.QueryParam(ctx.QueryArgs(), "url")
+	var bad *httpapi.Error
+	if errors.As(err, &bad) {
+		httpapi.WriteError(ctx, ErrInvalidURL.WithMessage(bad.Message))
 		return
 	}
-	raw := string(ctx.QueryArgs().Peek("url"))
+	if param == nil {
+		httpapi.WriteError(ctx, ErrInvalidURL.WithMessage("url is required"))
+		return
+	}
+	raw := string(param)
 	wctx, cancel := context.WithTimeout(context.Background(), s.wait)
 	defer cancel()
 	preview, err := s.scrap(wctx, raw)

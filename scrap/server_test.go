@@ -80,6 +80,9 @@ func TestServerEndToEnd(t *testing.T) {
 	}{
 		{"", 400, "invalid_url"},
 		{"?url=", 400, "invalid_url"},
+		{"?url", 400, "invalid_url"},
+		{"?url=&url=" + url.QueryEscape(fx.URL+"/page"), 400, "invalid_url"},
+		{"?url=" + url.QueryEscape(fx.URL+"/page") + "&url=" + url.QueryEscape(fx.URL+"/page"), 400, "invalid_url"},
 		{"?url=" + url.QueryEscape("ftp://example.com/"), 400, "invalid_url"},
 		{"?url=" + url.QueryEscape("http://user@example.com/"), 400, "invalid_url"},
 		{"?url=%zz", 400, "invalid_url"},
@@ -122,6 +125,27 @@ func TestServerErrorStatuses(t *testing.T) {
 	got, env := get(t, base+"/api/v1/scrap?url=x")
 	if got != 502 || env.Name != "connect_error" || env.Message != ErrConnect.Message {
 		t.Errorf("a raw Go error: got %d %+v, want 502 connect_error with the fixed message", got, env)
+	}
+}
+
+// TestServerMethods: every route answers a method other than GET or HEAD with 405, the envelope,
+// and the Allow header RFC 9110 §15.5.6 requires.
+func TestServerMethods(t *testing.T) {
+	base := startServer(t, func(context.Context, string) (json.RawMessage, error) { return json.RawMessage(`{}`), nil })
+	for _, path := range []string{"/api/v1/scrap?url=x", "/healthz", "/readyz", "/metrics", "/nope"} {
+		for _, method := range []string{"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW"} {
+			req, _ := http.NewRequest(method, base+path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var env envelope
+			if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, HEAD" || json.Unmarshal(body, &env) != nil || env.Name != "method_not_allowed" {
+				t.Errorf("%s %s: got %d Allow=%q %s; want 405, Allow: GET, HEAD and the envelope", method, path, resp.StatusCode, resp.Header.Get("Allow"), body)
+			}
+		}
 	}
 }
 

@@ -43,7 +43,7 @@ func (s *Service) newHTTP() *fasthttp.Server {
 	metricsH := metrics.Handler(s.reg)
 	notFound := hm.Route("not_found", func(ctx *fasthttp.RequestCtx) { httpapi.WriteError(ctx, httpapi.ErrNotFound) })
 	return &fasthttp.Server{
-		Handler: func(ctx *fasthttp.RequestCtx) {
+		Handler: httpapi.ReadOnly(func(ctx *fasthttp.RequestCtx) {
 			switch string(ctx.Path()) {
 			case "/healthz":
 				healthz(ctx)
@@ -54,7 +54,7 @@ func (s *Service) newHTTP() *fasthttp.Server {
 			default:
 				notFound(ctx)
 			}
-		},
+		}),
 		Name:                  "writebackd",
 		ErrorHandler:          httpapi.TransportError,
 		ReadTimeout:           10 * time.Second,

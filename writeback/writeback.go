@@ -43,6 +43,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/the-red/zkpost/discovery"
+	"github.com/the-red/zkpost/internal/httpapi"
 	"github.com/the-red/zkpost/internal/post"
 	"github.com/the-red/zkpost/internal/postdb"
 	"github.com/the-red/zkpost/internal/postqueue"
@@ -189,7 +190,7 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { defer s.bg.Done(); s.migrateLoop() }()
 	go func() { defer s.bg.Done(); s.statsLoop() }()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.srv.Serve(s.ln) }()
+	go func() { serveErr <- s.srv.Serve(httpapi.BareLFListener(s.ln)) }()
 	select {
 	case <-ctx.Done():
 		return nil

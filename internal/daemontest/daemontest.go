@@ -9,9 +9,11 @@
 package daemontest
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"path"
 	"strings"
@@ -128,11 +130,44 @@ func (l Lifecycle) checkReady(t *testing.T, conn *discovery.Conn, node string) {
 		ss.AdditionalEndpoints["http"].String() != l.Node || ss.Status != discovery.StatusAlive {
 		t.Fatalf("node %s data: got %s (err %v), want a serverset for %s", node, data, err, l.Node)
 	}
+	CheckHTTPEdges(t, l.Base)
 	WaitMetric(t, l.Base, "zk_session_connected", 1)
 	RequireSeries(t, l.Base,
 		`http_requests_total{route="healthz",status="200"}`,
 		`http_request_duration_seconds_count{route="healthz",status="200"}`,
 		"zk_sessions_established_total", "zk_disconnects_total")
+}
+
+// CheckHTTPEdges checks what every daemon's HTTP server owes a client at the edges of HTTP/1.1
+// (docs/api.md): a request whose lines end in a bare LF is answered at once, not after the read
+// timeout; a method /healthz does not take gets 405 with an Allow header.
+func CheckHTTPEdges(t *testing.T, base string) {
+	t.Helper()
+	addr := strings.TrimPrefix(base, "http://")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Far below every daemon's read timeout (10 s or more), which used to be the only answer.
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\nHost: "+addr+"\nConnection: close\n\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /healthz with bare-LF line ends: %v %v, want 200 at once", resp, err)
+	}
+	resp.Body.Close()
+	req, _ := http.NewRequest(http.MethodDelete, base+"/healthz", nil)
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || !strings.Contains(resp.Header.Get("Allow"), "GET") {
+		t.Fatalf("DELETE /healthz: %d Allow=%q, want 405 with an Allow header naming GET", resp.StatusCode, resp.Header.Get("Allow"))
+	}
 }
 
 // Dial connects to z for the test's own reads and writes.

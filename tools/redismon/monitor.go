@@ -119,7 +119,7 @@ func (m *Monitor) IsLeader() bool { return m.election.leader.Load() }
 func (m *Monitor) Run(ctx context.Context) error {
 	m.registration = m.conn.Register(m.layout.RedismonNodes(), m.advertise, m.serverSet)
 	served := make(chan error, 1)
-	go func() { served <- m.srv.Serve(m.ln) }()
+	go func() { served <- m.srv.Serve(httpapi.BareLFListener(m.ln)) }()
 	gauges := m.conn.WatchChildren(m.layout.CacheNodes(), discovery.WatchOptions{WithData: true, OnChange: m.setShardGauges})
 	m.election.run(ctx, m.lead)
 	if err := m.registration.Close(); err != nil {
@@ -193,7 +193,7 @@ func (m *Monitor) routes() fasthttp.RequestHandler {
 	notFound := h.Route("not_found", func(ctx *fasthttp.RequestCtx) { httpapi.WriteError(ctx, httpapi.ErrNotFound) })
 	view := map[string]fasthttp.RequestHandler{"/cluster": h.Route("cluster", m.view.ServePage),
 		"/cluster/events": h.Route("cluster_events", m.view.ServeEvents), "/cluster/state": h.Route("cluster_state", m.view.ServeState)}
-	return func(ctx *fasthttp.RequestCtx) {
+	return httpapi.ReadOnly(func(ctx *fasthttp.RequestCtx) {
 		if v := view[string(ctx.Path())]; v != nil {
 			v(ctx)
 			return
@@ -208,7 +208,7 @@ func (m *Monitor) routes() fasthttp.RequestHandler {
 		default:
 			notFound(ctx)
 		}
-	}
+	})
 }
 
 // readyz answers 200 while the instance is a candidate in the election with a live session: a

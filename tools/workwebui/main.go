@@ -4,7 +4,8 @@
 //
 // gocraft/work's UI has no authentication and, left to itself, binds every interface: workwebui
 // binds 127.0.0.1 by default and serves the UI through its own listener, beside /healthz,
-// /readyz and /metrics.
+// /readyz and /metrics, behind HTTP basic authentication when a user and password are set
+// (auth.go). Every error it gives, whichever layer gives it, is the JSON envelope (errors.go).
 package main
 
 import (
@@ -29,21 +30,25 @@ type config struct {
 	Listen    string
 	Namespace string
 	Queue     string // a fixed queue Redis host:port instead of ZooKeeper's
+	User      string // basic-auth user; with Password, required for the UI
+	Password  string
 }
 
 func (c *config) registerFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Listen, "listen", "127.0.0.1:5040", "host:port to serve the UI on (it has no authentication: keep it on loopback)")
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:5040", "host:port to serve the UI on (without --user and --password, keep it on loopback)")
+	fs.StringVar(&c.User, "user", "", "basic-auth user the UI requires (with --password; prefer the env WORKWEBUI_USER)")
+	fs.StringVar(&c.Password, "password", "", "basic-auth password the UI requires (prefer the env WORKWEBUI_PASSWORD: a flag shows in ps)")
 	fs.StringVar(&c.Namespace, "queue-namespace", "the_red", "gocraft/work namespace of the write-back queue")
 	fs.StringVar(&c.Queue, "queue", "", "queue Redis host:port; default: the primary named in ZooKeeper (R/queue/sidekiq)")
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	var cfg config
-	spec := daemon.Spec{Name: binary, Flags: cfg.registerFlags,
+	spec := daemon.Spec{Name: binary, Flags: cfg.registerFlags, Secrets: []string{"password"},
 		NeedsZooKeeper: func() bool { return cfg.Queue == "" }}
 	return daemon.Run(ctx, spec, args, getenv, stdout, func(ctx context.Context, p *daemon.Process) error {
-		if !loopback(cfg.Listen) {
-			p.Log.Warn("serving the queue UI beyond loopback: it has no authentication", "listen", cfg.Listen)
+		if !loopback(cfg.Listen) && cfg.User == "" {
+			p.Log.Warn("serving the queue UI beyond loopback without authentication (set WORKWEBUI_USER and WORKWEBUI_PASSWORD)", "listen", cfg.Listen)
 		}
 		primary := func() string { return cfg.Queue }
 		if p.Conn != nil {

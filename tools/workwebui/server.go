@@ -34,6 +34,7 @@ type server struct {
 	metrics http.Handler
 	ready   prometheus.Gauge
 	http    *metrics.HTTP
+	auth    basicAuth
 }
 
 // addrConn remembers which server a pooled connection goes to.
@@ -70,6 +71,10 @@ func newPool(primary func() string) *redis.Pool {
 
 // newServer binds cfg.Listen and prepares the UI on a free internal port; reg gets its metrics.
 func newServer(cfg config, primary func() string, log *slog.Logger, reg *prometheus.Registry) (*server, error) {
+	auth, err := newBasicAuth(cfg.User, cfg.Password)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
@@ -83,15 +88,16 @@ func newServer(cfg config, primary func() string, log *slog.Logger, reg *prometh
 		Help: "1 when the queue primary answered the last readiness probe"})
 	reg.MustRegister(ready)
 	pool := newPool(primary)
-	target := &url.URL{Scheme: "http", Host: uiAddr}
-	return &server{
-		log: log, primary: primary, ln: ln, pool: pool, uiAddr: uiAddr,
+	s := &server{
+		log: log, primary: primary, ln: ln, pool: pool, uiAddr: uiAddr, auth: auth,
 		ui:      webui.NewServer(cfg.Namespace, pool, uiAddr),
-		proxy:   httputil.NewSingleHostReverseProxy(target),
+		proxy:   httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: uiAddr}),
 		metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		ready:   ready,
 		http:    metrics.NewHTTP(reg),
-	}, nil
+	}
+	s.proxy.ModifyResponse = s.envelopeUIErrors
+	return s, nil
 }
 
 // freeLoopbackAddr returns a 127.0.0.1 address that was free a moment ago: webui.NewServer
@@ -116,7 +122,7 @@ func (s *server) Run(ctx context.Context) error {
 	}
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.ln) }()
+	go func() { errc <- srv.Serve(envelopeListener{s.ln}) }()
 	s.log.Info("serving", "addr", s.Addr(), "ui", s.uiAddr)
 	select {
 	case err := <-errc:
@@ -164,6 +170,19 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) serve(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/healthz", "/readyz", "/metrics":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed)
+			return
+		}
+	default:
+		if !s.auth.allows(r) {
+			challenge(w)
+			return
+		}
+	}
 	switch r.URL.Path {
 	case "/healthz":
 		writeStatus(w, http.StatusOK, map[string]any{"status": "ok"})

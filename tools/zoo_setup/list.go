@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,10 @@ type Member struct {
 	Port   int    `json:"port"`
 	Status string `json:"status"`
 	Shard  int    `json:"shard"`
+	// Named is set for a node registered the reference's way: its name is the address and it
+	// carries no data. Callers route to it all the same (they read names only), so it is a live
+	// member; its status is ALIVE by that convention and it has no shard.
+	Named bool `json:"named,omitempty"`
 }
 
 // Lease is a guid worker-id lease.
@@ -115,17 +120,35 @@ func (r reader) services() error {
 		}
 		members := []Member{}
 		for _, n := range names {
-			var ss discovery.ServerSet
-			if err := json.Unmarshal(data[n], &ss); err != nil {
-				r.problem("%s node %s: %v", svc, n, err)
-				continue
+			if m, ok := r.member(svc, n, data[n]); ok {
+				members = append(members, m)
 			}
-			members = append(members, Member{Node: n, Host: ss.ServiceEndpoint.Host, Port: ss.ServiceEndpoint.Port,
-				Status: ss.Status, Shard: ss.Shard})
 		}
 		r.tree.Services[svc] = members
 	}
 	return nil
+}
+
+// member reads one serverset node as its callers do: the name is the address they route to
+// (discovery.Balancer reads names only), and the data, a serverset document or nothing at all (the
+// reference's registration), says more about it where present.
+func (r reader) member(svc, name string, data []byte) (Member, bool) {
+	ep, err := discovery.ParseEndpoint(name)
+	if err != nil {
+		r.problem("%s node %s: its name is not the host:port callers route to", svc, name)
+		return Member{}, false
+	}
+	m := Member{Node: name, Host: ep.Host, Port: ep.Port, Status: discovery.StatusAlive, Named: true}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return m, true
+	}
+	var ss discovery.ServerSet
+	if err := json.Unmarshal(data, &ss); err != nil {
+		r.problem("%s node %s: data is neither empty nor a serverset document (%v); callers still route to it by name", svc, name, err)
+		return m, true
+	}
+	m.Status, m.Shard, m.Named = ss.Status, ss.Shard, false
+	return m, true
 }
 
 func (r reader) workers() error {
@@ -267,7 +290,10 @@ func printTree(w io.Writer, t *Tree) error {
 		fmt.Fprintf(tw, "\n%s: %d live\n", svc, len(ms))
 		for _, m := range ms {
 			shard := ""
-			if svc == "guid" {
+			switch {
+			case m.Named:
+				shard = "registered by name only"
+			case svc == "guid":
 				shard = fmt.Sprintf("worker %d", m.Shard)
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", m.Node, m.Status, shard)

@@ -241,6 +241,12 @@ func TestListShowsLiveMembersAndReferenceData(t *testing.T) {
 	create(path.Join(l.Nodes("guid"), "127.0.0.1:8010"), guid, zk.FlagEphemeral)
 	scrap, _ := discovery.NewServerSet("127.0.0.1:8020", 0)
 	create(path.Join(l.Nodes("scrap"), "127.0.0.1:8020"), scrap, zk.FlagEphemeral)
+	// Registered the reference's way (kazoo: the address as the name, no data): live all the same.
+	create(path.Join(l.Nodes("guid"), "127.0.0.1:8011"), nil, zk.FlagEphemeral)
+	create(path.Join(l.Nodes("scrap"), "127.0.0.1:8021"), []byte{}, zk.FlagEphemeral)
+	// What callers cannot use, or can use but not read: problems, and the second still a member.
+	create(path.Join(l.Nodes("scrap"), "not-an-address"), nil, zk.FlagEphemeral)
+	create(path.Join(l.Nodes("postsvc"), "127.0.0.1:8000"), []byte("garbage"), zk.FlagEphemeral)
 	create(path.Dir(l.GuidWorkers(0))+"/0", nil, 0)
 	create(path.Join(l.GuidWorkers(0), "7"), []byte("127.0.0.1:8010"), zk.FlagEphemeral)
 	// The reference's own setup: empty cache nodes, json.dumps' queue (with spaces).
@@ -252,7 +258,8 @@ func TestListShowsLiveMembersAndReferenceData(t *testing.T) {
 	create(path.Join(l.RedismonLeader(), "_c_00112233445566778899aabbccddeeff-n_0000000003"), []byte("127.0.0.1:8040"), zk.FlagEphemeral)
 
 	text := c.mustSetup(t, "--list")
-	for _, want := range []string{"guid: 1 live", "127.0.0.1:8010", "worker 7", "scrap: 1 live", "postsvc: 0 live",
+	for _, want := range []string{"guid: 2 live", "127.0.0.1:8010", "worker 7", "scrap: 2 live", "postsvc: 1 live",
+		"127.0.0.1:8011", "127.0.0.1:8021", "registered by name only",
 		"dc 0 worker 7", "redis1", "ALIVE", "redis2", "DOWN", "epoch 4", "127.0.0.1:16379", "127.0.0.1:13306",
 		"leader", "127.0.0.1:8040"} {
 		if !strings.Contains(text, want) {
@@ -264,8 +271,13 @@ func TestListShowsLiveMembersAndReferenceData(t *testing.T) {
 	if err := json.Unmarshal([]byte(c.mustSetup(t, "--list", "--json")), &tree); err != nil {
 		t.Fatalf("--list --json: %v", err)
 	}
-	if got := tree.Services["guid"]; len(got) != 1 || got[0].Port != 8010 || got[0].Shard != 7 {
-		t.Errorf("got guid members %+v, want 127.0.0.1:8010 with shard 7", got)
+	wantGuid := []Member{{Node: "127.0.0.1:8010", Host: "127.0.0.1", Port: 8010, Status: "ALIVE", Shard: 7},
+		{Node: "127.0.0.1:8011", Host: "127.0.0.1", Port: 8011, Status: "ALIVE", Named: true}}
+	if got := tree.Services["guid"]; !slices.Equal(got, wantGuid) {
+		t.Errorf("got guid members %+v, want %+v", got, wantGuid)
+	}
+	if got := tree.Services["scrap"]; len(got) != 2 || got[1].Node != "127.0.0.1:8021" || !got[1].Named {
+		t.Errorf("got scrap members %+v, want 127.0.0.1:8020 and the name-only 127.0.0.1:8021", got)
 	}
 	wantCache := []Shard{
 		{Node: "redis1:127.0.0.1:16380", Name: "redis1", Addr: "127.0.0.1:16380", Status: "ALIVE"},
@@ -284,8 +296,15 @@ func TestListShowsLiveMembersAndReferenceData(t *testing.T) {
 		t.Errorf("got leases %+v, want %+v", tree.GuidWorkers, want)
 	}
 	// The reference lists redis1's port as the queue secondary; the listing points that out.
-	if len(tree.Problems) != 1 || !strings.Contains(tree.Problems[0], "127.0.0.1:16380 is also cache shard redis1") {
-		t.Errorf("got problems %v, want the one about 127.0.0.1:16380", tree.Problems)
+	problems := strings.Join(tree.Problems, "\n")
+	for _, want := range []string{"127.0.0.1:16380 is also cache shard redis1", "scrap node not-an-address",
+		"postsvc node 127.0.0.1:8000: data is neither empty nor a serverset"} {
+		if !strings.Contains(problems, want) {
+			t.Errorf("problems %v lack %q", tree.Problems, want)
+		}
+	}
+	if len(tree.Problems) != 3 || strings.Contains(problems, "end of JSON input") {
+		t.Errorf("got problems %v, want exactly those three (no name-only node among them)", tree.Problems)
 	}
 }
 
