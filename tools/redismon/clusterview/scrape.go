@@ -17,7 +17,7 @@ import (
 // sample is what one scrape of a node's /metrics found.
 type sample struct {
 	at       time.Time
-	requests float64            // http_requests_total, every route but metrics
+	requests float64            // requests answered, every route but metrics
 	errors   float64            // the same with a 5xx status
 	lags     map[string]float64 // db_replica_lag_seconds by replica (postsvcd only)
 	up       bool
@@ -109,7 +109,7 @@ func (v *View) scrape(addr string) sample {
 		return s
 	}
 	s.up = true
-	s.requests, s.errors = requestTotals(families["http_requests_total"])
+	s.requests, s.errors = requestTotals(families)
 	s.lags = replicaLags(families["db_replica_lag_seconds"])
 	return s
 }
@@ -123,9 +123,16 @@ func parseMetrics(r io.Reader) (map[string]*dto.MetricFamily, error) {
 	return fams, nil
 }
 
-// requestTotals sums http_requests_total over every route but the scrapes' own, and the part
-// of it answered 5xx.
-func requestTotals(f *dto.MetricFamily) (requests, errors float64) {
+// requestTotals counts the requests answered, over every route but the scrapes' own, and those
+// answered 5xx: from the latency histogram's sample counts, which every daemon has (guidd keeps
+// no http_requests_total on its hot path), else from http_requests_total.
+func requestTotals(fams map[string]*dto.MetricFamily) (requests, errors float64) {
+	f := fams["http_request_duration_seconds"]
+	count := func(m *dto.Metric) float64 { return float64(m.GetHistogram().GetSampleCount()) }
+	if f == nil {
+		f = fams["http_requests_total"]
+		count = func(m *dto.Metric) float64 { return m.GetCounter().GetValue() }
+	}
 	if f == nil {
 		return 0, 0
 	}
@@ -133,7 +140,7 @@ func requestTotals(f *dto.MetricFamily) (requests, errors float64) {
 		if label(m, "route") == "metrics" {
 			continue
 		}
-		n := m.GetCounter().GetValue()
+		n := count(m)
 		requests += n
 		if code, err := strconv.Atoi(label(m, "status")); err == nil && code >= 500 {
 			errors += n

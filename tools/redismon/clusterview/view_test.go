@@ -63,7 +63,7 @@ func TestBuildNamesRolesAndDiffs(t *testing.T) {
 	}
 }
 
-func TestRequestTotalsSkipScrapes(t *testing.T) {
+func TestRequestTotals(t *testing.T) {
 	text := `# TYPE http_requests_total counter
 http_requests_total{route="guid",status="200"} 10
 http_requests_total{route="guid",status="503"} 2
@@ -75,9 +75,24 @@ db_replica_lag_seconds{addr="10.0.0.7:13307"} 1.5
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, errs := requestTotals(fams["http_requests_total"])
+	req, errs := requestTotals(fams)
 	if req != 12 || errs != 2 {
 		t.Errorf("totals: got %v requests, %v errors; want 12, 2", req, errs)
+	}
+	hist := `# TYPE http_request_duration_seconds histogram
+http_request_duration_seconds_bucket{route="guid",status="200",le="+Inf"} 7
+http_request_duration_seconds_sum{route="guid",status="200"} 0.1
+http_request_duration_seconds_count{route="guid",status="200"} 7
+http_request_duration_seconds_bucket{route="guid",status="500",le="+Inf"} 1
+http_request_duration_seconds_sum{route="guid",status="500"} 0.1
+http_request_duration_seconds_count{route="guid",status="500"} 1
+`
+	hf, err := parseMetrics(strings.NewReader(hist))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req, errs := requestTotals(hf); req != 8 || errs != 1 {
+		t.Errorf("totals from the histogram: got %v requests, %v errors; want 8, 1", req, errs)
 	}
 	if lags := replicaLags(fams["db_replica_lag_seconds"]); lags["10.0.0.7:13307"] != 1.5 {
 		t.Errorf("lags: got %v", lags)
