@@ -33,6 +33,11 @@ type PrometheusConfig struct {
 // Timeout is the scrape timeout: the interval, capped at 10s.
 func (p PrometheusConfig) Timeout() time.Duration { return min(p.Interval, 10*time.Second) }
 
+// EvalInterval is the rule evaluation interval: the scrape interval, but at least 5s. The alerts
+// wait minutes (docs/monitoring.md); evaluating them every second only costs CPU that a loaded
+// machine's 1s scrapes need.
+func (p PrometheusConfig) EvalInterval() time.Duration { return max(p.Interval, 5*time.Second) }
+
 // Jobs returns the directories scraped: the services', then the exporters'.
 func (p PrometheusConfig) Jobs() []string { return append(slices.Clone(p.Services), p.Exporters...) }
 
