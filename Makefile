@@ -4,11 +4,12 @@ export PATH := $(PATH):/usr/local/go/bin:/usr/sbin
 GO ?= go
 BIN := $(CURDIR)/bin
 CMDS := guid/cmd/guidd scrap/cmd/scrapd postsvc/cmd/postsvcd writeback/cmd/writebackd \
-	tools/zoo_setup tools/redismon tools/devcluster tools/workwebui tools/loadgen
+	tools/zoo_setup tools/redismon tools/devcluster tools/workwebui tools/loadgen tools/zkexporter \
+	tools/benche2e tools/httpbaseline
 # The whole suite runs on 2 shared cores; packages with real servers run two at a time.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: deps modules build test test-short compose-check up down status bench fuzz clean
+.PHONY: deps modules build test test-short compose-check up down status bench bench-e2e fuzz clean
 
 deps:
 	@bash tools/deps.sh
@@ -48,6 +49,14 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./discovery/ ./guid/ ./scrap/ ./writeback/ ./postsvc/
 	bash tools/bench/guid.sh
 	bash tools/bench/scrap.sh
+
+# The whole cluster, write-back against write-through (and the read scenarios), interleaved A B A B;
+# uses the cluster in BENCH_DIR or brings one up there. QUICK=1 for shorter rounds. See
+# docs/benchmarks.md.
+BENCH_DIR ?= /tmp/zkpost-bench-dc
+BENCH_E2E_FLAGS ?=
+bench-e2e: deps build
+	$(BIN)/benche2e --bin $(BIN) --dir $(BENCH_DIR) $(BENCH_E2E_FLAGS)
 
 # Each fuzz target for a short while (go test runs only their seed corpora).
 FUZZTIME ?= 20s

@@ -34,6 +34,7 @@ var ourBinaries = map[string]string{
 	"workwebui":   "./tools/workwebui",
 	"loadgen":     "./tools/loadgen",
 	"healthcheck": "./docker/healthcheck",
+	"zkexporter":  "./tools/zkexporter",
 }
 
 // designPorts are the published ports of docs/operations.md#ports, by service.
@@ -291,15 +292,16 @@ func TestPrometheusDiscoversEveryServiceFromZooKeeper(t *testing.T) {
 	if strings.Contains(cfg, "static_configs") && strings.Count(cfg, "static_configs") > 1 {
 		t.Errorf("prometheus.yml lists static targets beyond Prometheus itself")
 	}
-	for _, svc := range cluster.ServiceDirs {
+	jobs := append(slices.Clone(cluster.ServiceDirs), cluster.ExporterDirs...)
+	for _, svc := range jobs {
 		for _, want := range []string{"job_name: " + svc, `"/the_red/my_service/` + svc + `/nodes"`} {
 			if !strings.Contains(cfg, want) {
 				t.Errorf("prometheus.yml lacks %s", want)
 			}
 		}
 	}
-	if got := strings.Count(cfg, "serverset_sd_configs"); got != len(cluster.ServiceDirs) {
-		t.Errorf("got %d serverset_sd_configs, want %d", got, len(cluster.ServiceDirs))
+	if got := strings.Count(cfg, "serverset_sd_configs"); got != len(jobs) {
+		t.Errorf("got %d serverset_sd_configs, want %d", got, len(jobs))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -26,6 +27,13 @@ type ClientOptions struct {
 	CallTimeout time.Duration
 	// MaxConnsPerHost bounds the keep-alive pool per server (default 64).
 	MaxConnsPerHost int
+	// Block, when above 1, makes Next take ids in blocks (blocks.go): concurrent calls share one
+	// batch request, which also fetches up to Block spare ids for the calls that follow. 0 or 1:
+	// one request per id.
+	Block int
+	// MaxAge bounds how long a spare id may wait to be handed out (default 5 ms): an id carries
+	// its creation time, which becomes the post's created_at.
+	MaxAge time.Duration
 }
 
 // Client gets IDs from the guid servers, trying them round robin and falling back to the next
@@ -34,6 +42,8 @@ type Client struct {
 	nodes   Nodes
 	hc      *fasthttp.Client
 	timeout time.Duration
+	blocks  *blocks // nil: one request per id
+	now     func() time.Time
 }
 
 // NewClient returns a client over nodes.
@@ -44,9 +54,13 @@ func NewClient(nodes Nodes, opts ClientOptions) *Client {
 	if opts.MaxConnsPerHost <= 0 {
 		opts.MaxConnsPerHost = 64
 	}
-	return &Client{
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = 5 * time.Millisecond
+	}
+	c := &Client{
 		nodes:   nodes,
 		timeout: opts.CallTimeout,
+		now:     time.Now,
 		hc: &fasthttp.Client{
 			Name:                "guid-client",
 			MaxConnsPerHost:     opts.MaxConnsPerHost,
@@ -57,10 +71,22 @@ func NewClient(nodes Nodes, opts ClientOptions) *Client {
 			RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 		},
 	}
+	if opts.Block > 1 {
+		c.blocks = &blocks{spareMax: min(opts.Block, MaxBatch-1), maxAge: opts.MaxAge}
+	}
+	return c
 }
 
 // Next returns one new ID.
 func (c *Client) Next(ctx context.Context) (uint64, error) {
+	if c.blocks != nil {
+		return c.nextFromBlock(ctx)
+	}
+	return c.nextOne(ctx)
+}
+
+// nextOne asks the servers for one id.
+func (c *Client) nextOne(ctx context.Context) (uint64, error) {
 	servers := c.nodes.Candidates()
 	if len(servers) == 0 {
 		return 0, ErrNoServers
@@ -70,16 +96,17 @@ func (c *Client) Next(ctx context.Context) (uint64, error) {
 		if err := ctx.Err(); err != nil {
 			return 0, fmt.Errorf("getting a guid: %w", err)
 		}
-		id, err := c.fetch(ctx, hostport)
+		ids, err := c.fetch(ctx, hostport, 1)
 		if err == nil {
-			return id, nil
+			return ids[0], nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", hostport, err))
 	}
 	return 0, fmt.Errorf("getting a guid from %d servers: %w", len(servers), errors.Join(errs...))
 }
 
-func (c *Client) fetch(ctx context.Context, hostport string) (uint64, error) {
+// fetch asks one server for n ids (the single-id form when n is 1).
+func (c *Client) fetch(ctx context.Context, hostport string, n int) ([]uint64, error) {
 	deadline := time.Now().Add(c.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -87,28 +114,50 @@ func (c *Client) fetch(ctx context.Context, hostport string) (uint64, error) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + hostport + "/api/v1/guid")
+	uri := "http://" + hostport + "/api/v1/guid"
+	if n > 1 {
+		uri += "?count=" + strconv.Itoa(n)
+	}
+	req.SetRequestURI(uri)
 	if err := c.hc.DoDeadline(req, resp, deadline); err != nil {
-		return 0, err
+		return nil, err
 	}
 	if resp.StatusCode() != fasthttp.StatusOK {
 		var e struct {
 			Name string `json:"error"`
 		}
 		_ = json.Unmarshal(resp.Body(), &e)
-		return 0, fmt.Errorf("status %d %s", resp.StatusCode(), e.Name)
+		return nil, fmt.Errorf("status %d %s", resp.StatusCode(), e.Name)
 	}
+	return decodeIDs(resp.Body(), n)
+}
+
+// decodeIDs reads a single-id answer ({"guid_str": ...}) when n is 1, else a batch ({"guids": [...]})
+// of exactly n ids.
+func decodeIDs(body []byte, n int) ([]uint64, error) {
 	var r struct {
-		GUIDStr string `json:"guid_str"`
+		GUIDStr string   `json:"guid_str"`
+		GUIDs   []string `json:"guids"`
 	}
-	if err := json.Unmarshal(resp.Body(), &r); err != nil {
-		return 0, fmt.Errorf("decoding response: %w", err)
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("decoding response: %w", err)
 	}
-	id, err := ParseID(r.GUIDStr)
-	if err != nil {
-		return 0, fmt.Errorf("decoding response: %w", err)
+	strs := r.GUIDs
+	if n == 1 {
+		strs = []string{r.GUIDStr}
 	}
-	return id, nil
+	if len(strs) != n {
+		return nil, fmt.Errorf("decoding response: %d ids, want %d", len(strs), n)
+	}
+	ids := make([]uint64, n)
+	for i, s := range strs {
+		id, err := ParseID(s)
+		if err != nil {
+			return nil, fmt.Errorf("decoding response: %w", err)
+		}
+		ids[i] = id
+	}
+	return ids, nil
 }
 
 // Close closes idle connections.

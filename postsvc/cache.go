@@ -48,6 +48,7 @@ type shard struct {
 	epoch      int64
 	runID      string // "" when redismon has recorded none
 	rdb        *redis.Client
+	tokens     *tokenReads
 }
 
 // NewCache returns a cache with no shards: every read goes to the database until Update.
@@ -96,6 +97,7 @@ func (c *Cache) Update(version int64, nodes []discovery.CacheNode) {
 			// A new incarnation (flushed and revived, or another process vouched for) gets a
 			// fresh pool: no connection made under the old one's expectations is reused.
 			sh = &shard{name: n.Name, addr: n.Addr, epoch: n.Epoch, runID: n.RunID, rdb: c.newClient(n.Addr, n.RunID)}
+			sh.tokens = &tokenReads{sh: sh, timeout: c.timeout}
 		}
 		next.shards[n.Name] = sh
 		names = append(names, n.Name)
@@ -181,16 +183,18 @@ func (v *ringView) shardFor(key string) *shard {
 	return v.shards[name]
 }
 
-// Key names (docs/architecture.md#cache-keys). All of a user's keys live on the shard owning
-// listKey(uid).
-func listKey(uid uint64) string     { return "pl:" + strconv.FormatUint(uid, 10) }
-func coverageKey(uid uint64) string { return "plc:" + strconv.FormatUint(uid, 10) }
-func postKey(id uint64) string      { return "post:" + strconv.FormatUint(id, 10) }
-func urlKey(u string) string        { return "url:" + u }
+// Key names (docs/architecture.md#cache-keys). All of a user's keys (pl, plc, plv) live on the
+// shard owning listKey(uid); coverage.go owns plc and plv.
+func listKey(uid uint64) string { return "pl:" + strconv.FormatUint(uid, 10) }
+func postKey(id uint64) string  { return "post:" + strconv.FormatUint(id, 10) }
+func urlKey(u string) string    { return "url:" + u }
 
 // member is the sorted-set form of an id: 20 zero-padded digits, so lexicographic order is numeric
 // order for every uint64 (a float64 score would round ids past 2^53).
-func member(id uint64) string { return fmt.Sprintf("%020d", id) }
+func member(id uint64) string {
+	d := strconv.FormatUint(id, 10)
+	return "00000000000000000000"[:20-len(d)] + d
+}
 
 func parseMember(m string) (uint64, error) {
 	if len(m) != 20 {
@@ -199,189 +203,23 @@ func parseMember(m string) (uint64, error) {
 	return strconv.ParseUint(m, 10, 64)
 }
 
-// coverage is the marker plc:<uid> = "<ring version>:<member X>": under that ring version, pl:<uid>
-// holds every post of the user with id ≥ X (X = 0: every post). See timeline.go.
-type coverage struct {
-	version int64
-	x       uint64
-	ok      bool
-}
-
-func parseCoverage(s string) coverage {
-	v, x, found := strings.Cut(s, ":")
-	if !found {
-		return coverage{}
+// posts returns the bodies of ids cached on s, in one MGET: nil where a body is missing.
+func (s *shard) posts(ctx context.Context, ids []uint64) ([][]byte, error) {
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = postKey(id)
 	}
-	ver, err1 := strconv.ParseInt(v, 10, 64)
-	low, err2 := parseMember(x)
-	if err1 != nil || err2 != nil {
-		return coverage{}
-	}
-	return coverage{version: ver, x: low, ok: true}
-}
-
-// trimLua trims a list to its newest max members and, whenever the list is full, raises the
-// coverage marker to the oldest member left. A full list may have been trimmed before, by this
-// step or an earlier one, so a marker just written below its oldest member (by a merge that read
-// before the trim) would claim ids that are gone; raising it keeps every claim true.
-const trimLua = `
-local function trim(pl, plc, max)
-  local n = redis.call('ZCARD', pl)
-  if n < max then return 0 end
-  if n > max then redis.call('ZREMRANGEBYRANK', pl, 0, n - max - 1) end
-  local cov = redis.call('GET', plc)
-  if cov then
-    local v, x = string.match(cov, '^(.-):(%d+)$')
-    local low = redis.call('ZRANGE', pl, 0, 0)[1]
-    if x and low and low > x then
-      redis.call('SET', plc, v .. ':' .. low, 'KEEPTTL')
-    end
-  end
-  return math.max(n - max, 0)
-end
-`
-
-// writeScript adds one new post: its body, its id in the list, the list's TTL and the trim, in
-// one atomic step. KEYS: pl, post, plc. ARGV: member, json, ttl ms, list max.
-var writeScript = redis.NewScript(trimLua + `
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-redis.call('ZADD', KEYS[1], 0, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return trim(KEYS[1], KEYS[3], tonumber(ARGV[4]))
-`)
-
-// readScript reads a page in one round trip and one atomic step: the coverage marker, whether the
-// list exists, up to n ids ≤ max (newest first), and the body of each (false when missing).
-// KEYS: pl, plc. ARGV: max ("+" or "[<member>"), n.
-var readScript = redis.NewScript(`
-local out = {redis.call('GET', KEYS[2]), redis.call('EXISTS', KEYS[1])}
-local ids = redis.call('ZREVRANGEBYLEX', KEYS[1], ARGV[1], '-', 'LIMIT', 0, tonumber(ARGV[2]))
-for _, m in ipairs(ids) do
-  local id = string.gsub(m, '^0+', '')
-  out[#out + 1] = m
-  out[#out + 1] = redis.call('GET', 'post:' .. id)
-end
-return out
-`)
-
-// fillScript merges ids and bodies read from the database into a list, then records what the
-// list now covers. A first page (from = "") sets the marker outright; a later page only extends
-// a marker of the same version that already reaches its start, keeping that marker's TTL.
-// KEYS: pl, plc. ARGV: list max, list ttl ms, coverage ttl ms, version, from member or "",
-// new X member or "" (claim nothing), post ttl ms, n, n members, "1" if the list existed when
-// the page was read, then (key, json) pairs.
-var fillScript = redis.NewScript(trimLua + `
-local n = tonumber(ARGV[8])
-local x = ARGV[6]
--- The list vanished (expired, evicted) since the page was read: ids read from it may be gone.
-if ARGV[9 + n] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then x = '' end
-for i = 9, 8 + n do redis.call('ZADD', KEYS[1], 0, ARGV[i]) end
-for i = 10 + n, #ARGV, 2 do redis.call('SET', ARGV[i], ARGV[i + 1], 'PX', ARGV[7]) end
-if n > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-if x ~= '' then
-  if ARGV[5] == '' then
-    redis.call('SET', KEYS[2], ARGV[4] .. ':' .. x, 'PX', ARGV[3])
-  else
-    local cov = redis.call('GET', KEYS[2])
-    if cov then
-      local v, cx = string.match(cov, '^(.-):(%d+)$')
-      if v == ARGV[4] and cx and cx <= ARGV[5] and x < cx then
-        redis.call('SET', KEYS[2], v .. ':' .. x, 'KEEPTTL')
-      end
-    end
-  end
-end
-return trim(KEYS[1], KEYS[2], tonumber(ARGV[1]))
-`)
-
-// cachedPage is what readScript returned.
-type cachedPage struct {
-	cov    coverage
-	exists bool
-	ids    []uint64          // newest first
-	bodies map[uint64][]byte // present bodies only
-}
-
-func (s *shard) readPage(ctx context.Context, uid, maxID uint64, n int) (cachedPage, error) {
-	from := "+"
-	if maxID != 0 {
-		from = "[" + member(maxID)
-	}
-	res, err := readScript.Run(ctx, s.rdb, []string{listKey(uid), coverageKey(uid)}, from, n).Slice()
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
 	if err != nil {
-		return cachedPage{}, fmt.Errorf("reading list of user %d on %s: %w", uid, s.name, err)
+		return nil, fmt.Errorf("MGET of %d posts on %s: %w", len(ids), s.name, err)
 	}
-	page := cachedPage{bodies: map[uint64][]byte{}}
-	if len(res) < 2 || len(res)%2 != 0 {
-		return cachedPage{}, fmt.Errorf("reading list of user %d on %s: malformed reply", uid, s.name)
-	}
-	// A marker without its list means the list was evicted or expired first: trust nothing.
-	page.exists = res[1] == int64(1)
-	if cov, ok := res[0].(string); ok && page.exists {
-		page.cov = parseCoverage(cov)
-	}
-	for i := 2; i+1 < len(res); i += 2 {
-		m, _ := res[i].(string)
-		id, err := parseMember(m)
-		if err != nil {
-			return cachedPage{}, fmt.Errorf("reading list of user %d on %s: %w", uid, s.name, err)
-		}
-		page.ids = append(page.ids, id)
-		if body, ok := res[i+1].(string); ok {
-			page.bodies[id] = []byte(body)
+	out := make([][]byte, len(ids))
+	for i, v := range vals {
+		if b, ok := v.(string); ok {
+			out[i] = []byte(b)
 		}
 	}
-	return page, nil
-}
-
-func (s *shard) addPost(ctx context.Context, uid, id uint64, body []byte, ttl time.Duration, listMax int) error {
-	keys := []string{listKey(uid), postKey(id), coverageKey(uid)}
-	if err := writeScript.Run(ctx, s.rdb, keys, member(id), body, ttl.Milliseconds(), listMax).Err(); err != nil {
-		return fmt.Errorf("caching post %d on %s: %w", id, s.name, err)
-	}
-	return nil
-}
-
-// fillArgs is one merge of database rows into a user's list.
-type fillArgs struct {
-	uid             uint64
-	listMax         int
-	listTTL, covTTL time.Duration
-	postTTL         time.Duration
-	version         int64
-	from            uint64 // the page's f; 0 for a first page
-	claim           bool   // whether newX may be recorded
-	listExisted     bool   // pl:<uid> existed when the page was read
-	newX            uint64
-	ids             []uint64
-	bodies          map[uint64][]byte
-}
-
-func (s *shard) fill(ctx context.Context, a fillArgs) error {
-	from, x := "", ""
-	if a.from != 0 {
-		from = member(a.from)
-	}
-	if a.claim {
-		x = member(a.newX)
-	}
-	args := []any{a.listMax, a.listTTL.Milliseconds(), min(a.covTTL, a.listTTL).Milliseconds(),
-		strconv.FormatInt(a.version, 10), from, x, a.postTTL.Milliseconds(), len(a.ids)}
-	for _, id := range a.ids {
-		args = append(args, member(id))
-	}
-	existed := "0"
-	if a.listExisted {
-		existed = "1"
-	}
-	args = append(args, existed)
-	for id, body := range a.bodies {
-		args = append(args, postKey(id), body)
-	}
-	if err := fillScript.Run(ctx, s.rdb, []string{listKey(a.uid), coverageKey(a.uid)}, args...).Err(); err != nil {
-		return fmt.Errorf("filling list of user %d on %s: %w", a.uid, s.name, err)
-	}
-	return nil
+	return out, nil
 }
 
 // get returns the value of key, or nil when it is missing.

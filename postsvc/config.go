@@ -21,13 +21,27 @@ type Config struct {
 	CoverageTTL  time.Duration // how long a list's coverage marker is trusted (see timeline.go)
 	Settle       time.Duration // how long after a ring change merges claim no coverage (see timeline.go)
 	CacheTimeout time.Duration // per-call deadline on a cache shard
+	PageCache    int           // timeline pages kept in process (pages.go); 0 = none
 	EnqueueWait  time.Duration // per-write deadline on the queue
 	StoreTimeout time.Duration // per-call deadline on the database
 	DrainTimeout time.Duration // how long shutdown waits for in-flight requests
+	// WriteMode is WriteBack (a post is acknowledged once its job is durably queued) or
+	// WriteThrough (once its row committed on the database primary); see docs/benchmarks.md.
+	WriteMode string
+	// IDBlock is how many ids postsvcd takes from guidd per request at most (concurrent writes
+	// share one request); IDMaxAge bounds how long a spare id waits (guid.ClientOptions).
+	IDBlock  int
+	IDMaxAge time.Duration
 
 	StreamMax       int           // open timeline streams per process; beyond, 503 (stream.go)
 	StreamHeartbeat time.Duration // idle time after which a stream sends a comment line
 }
+
+// The write modes of --write-mode.
+const (
+	WriteBack    = "back"
+	WriteThrough = "through"
+)
 
 // Limits that are part of the API rather than tunables.
 const (
@@ -53,9 +67,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CoverageTTL, "coverage-ttl", 30*time.Second, "how long a cached list is trusted as complete without asking the database")
 	fs.DurationVar(&c.Settle, "coverage-settle", 15*time.Second, "after a cache ring change, how long lists are not declared complete (bound on write-back lag)")
 	fs.DurationVar(&c.CacheTimeout, "cache-timeout", 250*time.Millisecond, "per-call deadline on a cache shard")
+	fs.IntVar(&c.PageCache, "page-cache", 10000, "timeline pages kept in process, each checked against its list's version in the cache on every read (0: none)")
 	fs.DurationVar(&c.EnqueueWait, "enqueue-timeout", 2*time.Second, "per-write deadline on the queue")
 	fs.DurationVar(&c.StoreTimeout, "db-timeout", 3*time.Second, "per-call deadline on the database")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for in-flight requests")
+	fs.IntVar(&c.IDBlock, "id-block", 64, "ids taken from guidd per request at most, shared by concurrent writes (1: one request per id)")
+	fs.DurationVar(&c.IDMaxAge, "id-max-age", 5*time.Millisecond, "how long a spare id may wait; an id's time is its post's created_at")
+	fs.StringVar(&c.WriteMode, "write-mode", WriteBack,
+		"back: acknowledge a post once its job is durably queued for writebackd; through: upsert it into the database primary inside the request (the baseline write-back is measured against)")
 	fs.IntVar(&c.StreamMax, "stream-max", 1000, "open timeline streams (GET /api/v1/posts/<uid>/stream) per process; beyond it the answer is 503")
 	fs.DurationVar(&c.StreamHeartbeat, "stream-heartbeat", 15*time.Second, "idle time after which a timeline stream sends a heartbeat comment")
 }
@@ -70,6 +89,15 @@ func DefaultConfig() Config {
 // Validate checks the values that would make the service misbehave.
 func (c Config) Validate() error {
 	var errs []error
+	if c.WriteMode != WriteBack && c.WriteMode != WriteThrough {
+		errs = append(errs, fmt.Errorf("--write-mode must be %q or %q, not %q", WriteBack, WriteThrough, c.WriteMode))
+	}
+	if c.PageCache < 0 {
+		errs = append(errs, errors.New("--page-cache must not be negative"))
+	}
+	if c.IDBlock < 1 || c.IDBlock > 4096 {
+		errs = append(errs, errors.New("--id-block must be 1–4096"))
+	}
 	if c.MaxContents < 1 {
 		errs = append(errs, errors.New("--max-contents must be positive"))
 	}
@@ -84,7 +112,8 @@ func (c Config) Validate() error {
 		d    time.Duration
 	}{{"--scrap-timeout", c.ScrapTimeout}, {"--post-ttl", c.PostTTL}, {"--url-ttl", c.URLTTL},
 		{"--coverage-ttl", c.CoverageTTL}, {"--coverage-settle", c.Settle}, {"--cache-timeout", c.CacheTimeout}, {"--enqueue-timeout", c.EnqueueWait},
-		{"--db-timeout", c.StoreTimeout}, {"--drain-timeout", c.DrainTimeout}, {"--stream-heartbeat", c.StreamHeartbeat}}
+		{"--db-timeout", c.StoreTimeout}, {"--drain-timeout", c.DrainTimeout}, {"--id-max-age", c.IDMaxAge},
+		{"--stream-heartbeat", c.StreamHeartbeat}}
 	for _, d := range durations {
 		if d.d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", d.name))

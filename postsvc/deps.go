@@ -26,6 +26,12 @@ type Queue interface {
 	Enqueue(ctx context.Context, p post.Post) error
 }
 
+// Primary writes posts to the database primary (postdb.Store's Upsert in postsvcd); only the
+// write-through mode uses it. Upsert returns nil once the rows committed.
+type Primary interface {
+	Upsert(ctx context.Context, posts []post.Post) error
+}
+
 // Store reads persisted posts (a replica, or the primary when no replica is healthy).
 type Store interface {
 	// List returns up to limit posts of userID with id ≤ maxID (0: no bound), newest first.

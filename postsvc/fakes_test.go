@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -23,6 +22,7 @@ import (
 	"github.com/the-red/zkpost/internal/itest"
 	"github.com/the-red/zkpost/internal/metrics"
 	"github.com/the-red/zkpost/internal/post"
+	"github.com/the-red/zkpost/internal/stacktest"
 )
 
 // bigIDBase is past 2^53, so every test id exercises the float64 trap.
@@ -208,6 +208,10 @@ type harness struct {
 	version int64
 	hc      *http.Client
 	clock   atomic.Int64 // offset added to the real clock, in ns
+	cfg     Config
+	store   Store
+	peers   []*Server // further postsvc instances over the same shards and database (addPeer)
+	via     int       // which instance do() talks to: 0 is srv, i is peers[i-1]
 }
 
 func (h *harness) now() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) }
@@ -237,23 +241,9 @@ func newHarnessReading(t testing.TB, nShards int, mutate func(*Config), store St
 	if store == nil {
 		store = h.db
 	}
-	srv, err := New(cfg, Deps{IDs: h.ids, Previewer: h.scrap, Queue: h.db, Store: store,
-		Log: slog.New(slog.NewTextHandler(testLogOut(), &slog.HandlerOptions{Level: slog.LevelDebug})), Registry: metrics.NewRegistry(), Now: h.now})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	h.srv = srv
-	h.base = "http://" + srv.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		srv.Shutdown(sctx)
-	})
+	h.cfg, h.store = cfg, store
+	h.srv = h.start()
+	h.base = "http://" + h.srv.Addr().String()
 	all := make([]int, nShards)
 	for i := range all {
 		all[i] = i
@@ -262,9 +252,59 @@ func newHarnessReading(t testing.TB, nShards int, mutate func(*Config), store St
 	return h
 }
 
-// setAlive puts the listed shards on the ring under a new version.
+// start runs one more postsvc Server over the harness's fakes, stopped at cleanup.
+func (h *harness) start() *Server {
+	h.t.Helper()
+	srv, err := New(h.cfg, Deps{IDs: h.ids, Previewer: h.scrap, Queue: h.db, Store: h.store,
+		Log: slog.New(slog.NewTextHandler(testLogOut(), &slog.HandlerOptions{Level: slog.LevelDebug})), Registry: metrics.NewRegistry(), Now: h.now})
+	if err != nil {
+		h.t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	h.t.Cleanup(func() {
+		cancel()
+		<-done
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		srv.Shutdown(sctx)
+	})
+	return srv
+}
+
+// addPeer starts another instance on the current ring (as a second postsvcd would be).
+func (h *harness) addPeer() {
+	h.t.Helper()
+	p := h.start()
+	p.Cache().Update(h.version, h.nodes(h.alive()...))
+	h.peers = append(h.peers, p)
+}
+
+// servers returns every instance, srv first.
+func (h *harness) servers() []*Server { return append([]*Server{h.srv}, h.peers...) }
+
+// alive returns the indexes of the shards on srv's ring.
+func (h *harness) alive() []int {
+	var out []int
+	for i := range h.shards {
+		if h.srv.Cache().view().shards[fmt.Sprintf("redis%d", i+1)] != nil {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// setAlive puts the listed shards on every instance's ring under a new version.
 func (h *harness) setAlive(idx ...int) {
 	h.version++
+	for _, srv := range h.servers() {
+		srv.Cache().Update(h.version, h.nodes(idx...))
+	}
+}
+
+// nodes is R/cache/nodes with the listed shards ALIVE and the others DOWN.
+func (h *harness) nodes(idx ...int) []discovery.CacheNode {
 	var nodes []discovery.CacheNode
 	for i, r := range h.shards {
 		status := discovery.StatusDown
@@ -273,7 +313,7 @@ func (h *harness) setAlive(idx ...int) {
 		}
 		nodes = append(nodes, discovery.CacheNode{Name: fmt.Sprintf("redis%d", i+1), Addr: r.Addr(), Status: status})
 	}
-	h.srv.Cache().Update(h.version, nodes)
+	return nodes
 }
 
 type apiResp struct {
@@ -283,7 +323,11 @@ type apiResp struct {
 
 func (h *harness) do(method, path string, body string) apiResp {
 	h.t.Helper()
-	req, err := http.NewRequest(method, h.base+path, strings.NewReader(body))
+	base := h.base
+	if h.via > 0 {
+		base = "http://" + h.peers[h.via-1].Addr().String()
+	}
+	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
 	if err != nil {
 		h.t.Fatalf("request: %v", err)
 	}
@@ -314,24 +358,15 @@ func (h *harness) write(uid uint64, contents, link string) post.Post {
 	return p
 }
 
-type pageResp struct {
-	Posts  []post.Post `json:"posts"`
-	NextID *string     `json:"next_id"`
-}
+// pageResp is one timeline page (stacktest's, which every stack test reads).
+type pageResp = stacktest.Page
 
 func (h *harness) page(uid, f uint64, limit int) pageResp {
 	h.t.Helper()
-	v := url.Values{"limit": {strconv.Itoa(limit)}}
-	if f != 0 {
-		v.Set("f", strconv.FormatUint(f, 10))
-	}
-	r := h.do("GET", fmt.Sprintf("/api/v1/posts/%d?%s", uid, v.Encode()), "")
-	if r.status != 200 {
-		h.t.Fatalf("page(%d, f=%d): got status %d (%s), want 200", uid, f, r.status, r.body)
-	}
-	var p pageResp
-	if err := json.Unmarshal(r.body, &p); err != nil {
-		h.t.Fatalf("page: decoding %s: %v", r.body, err)
+	r := h.do("GET", stacktest.PagePath(uid, f, limit), "")
+	p, err := stacktest.DecodePage(r.status, r.body)
+	if err != nil {
+		h.t.Fatalf("page(%d, f=%d): %v", uid, f, err)
 	}
 	return p
 }
@@ -340,30 +375,7 @@ func (h *harness) page(uid, f uint64, limit int) pageResp {
 // malformed cursor.
 func (h *harness) walk(uid uint64, limit int) []uint64 {
 	h.t.Helper()
-	var ids []uint64
-	f := uint64(0)
-	for range 10000 {
-		p := h.page(uid, f, limit)
-		if len(p.Posts) > limit {
-			h.t.Fatalf("page of user %d: got %d posts, limit %d", uid, len(p.Posts), limit)
-		}
-		for _, q := range p.Posts {
-			ids = append(ids, q.ID)
-		}
-		if p.NextID == nil {
-			return ids
-		}
-		if len(p.Posts) < limit {
-			h.t.Fatalf("page of user %d at f=%d: short page (%d < %d) with next_id %s", uid, f, len(p.Posts), limit, *p.NextID)
-		}
-		n, err := strconv.ParseUint(*p.NextID, 10, 64)
-		if err != nil {
-			h.t.Fatalf("next_id %q: %v", *p.NextID, err)
-		}
-		f = n
-	}
-	h.t.Fatalf("walk of user %d does not end", uid)
-	return nil
+	return stacktest.Walk(h.t, uid, limit, func(f uint64) (pageResp, error) { return h.page(uid, f, limit), nil })
 }
 
 func testLogOut() io.Writer {

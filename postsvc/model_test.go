@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,9 +14,11 @@ import (
 )
 
 // TestPaginationModel drives random writes, write-back, shard removals and re-additions (with and
-// without redismon's flush), cache flushes, key expiry and list trims, and at checkpoints walks
-// every user's timeline with the cursor, comparing it with the database truth: same ids, same
-// order, no gaps, no duplicates, next_id null exactly at the end.
+// without redismon's flush), cache flushes, key expiry and list trims through two postsvc
+// instances over the same shards, and at checkpoints walks every user's timeline with the cursor,
+// comparing it with the database truth: same ids, same order, no gaps, no duplicates, next_id null
+// exactly at the end. Every acknowledged post must be on the next first page read through the
+// other instance (read-your-writes across instances, whatever either keeps in process).
 func TestPaginationModel(t *testing.T) {
 	ops := 1500
 	if testing.Short() {
@@ -27,6 +31,7 @@ func TestPaginationModel(t *testing.T) {
 		c.CoverageTTL = time.Hour // expiry is simulated below, never waited for
 	})
 	h.ids.skewEvery = 7
+	h.addPeer()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rnd := rand.New(rand.NewPCG(42, seed))
@@ -46,6 +51,7 @@ func TestPaginationModel(t *testing.T) {
 			want := h.db.truth(uid)
 			for pass := range 2 {
 				limit := []int{1, 3, 10, 17, 100}[rnd.IntN(5)]
+				h.via = rnd.IntN(2)
 				if got := h.walk(uid, limit); !slices.Equal(got, want) {
 					t.Fatalf("%s: user %d pass %d limit %d:\n got %d ids %v\nwant %d ids %v", label, uid, pass, limit, len(got), got, len(want), want)
 				}
@@ -54,12 +60,14 @@ func TestPaginationModel(t *testing.T) {
 	}
 	for i := range ops {
 		uid := users[rnd.IntN(len(users))]
+		h.via = rnd.IntN(2)
 		switch r := rnd.IntN(100); {
 		case r < 60:
 			p := h.write(uid, fmt.Sprintf("op %d", i), "")
 			pending[uid] = true
+			h.via = 1 - h.via
 			if len(alive) > 0 && !slices.ContainsFunc(h.page(uid, 0, 10).Posts, func(q post.Post) bool { return q.ID == p.ID }) {
-				t.Fatalf("op %d: acknowledged post %d of user %d not in its first page", i, p.ID, uid)
+				t.Fatalf("op %d: acknowledged post %d of user %d not in its first page read through the other instance", i, p.ID, uid)
 			}
 		case r < 70:
 			persist()
@@ -104,9 +112,11 @@ func TestPaginationModel(t *testing.T) {
 	checkpoint("end")
 
 	// The cache must actually serve: a second walk of a settled, complete list needs the
-	// database for far fewer pages than it reads.
+	// database for far fewer pages than it reads, and a third is served from pages kept in
+	// process.
 	h.setAlive(0, 1, 2)
 	h.advance(settle + time.Second)
+	h.via = 0
 	uid := users[0]
 	h.walk(uid, 5)
 	before := h.db.lists.Load()
@@ -114,6 +124,26 @@ func TestPaginationModel(t *testing.T) {
 	if dbLists := h.db.lists.Load() - before; dbLists*2 > int64(len(got)/5+1) {
 		t.Fatalf("warm walk of %d ids asked the database %d times", len(got), dbLists)
 	}
+	kept := h.metric(`postsvc_cache_ops_total{kind="list",result="kept"}`)
+	h.walk(uid, 5)
+	if n := h.metric(`postsvc_cache_ops_total{kind="list",result="kept"}`) - kept; n*2 < float64(len(got)/5) {
+		t.Fatalf("third walk of %d pages: %v served from pages kept in process, want most", len(got)/5+1, n)
+	}
+}
+
+// metric returns the value of one sample of the instance's /metrics (0 when absent).
+func (h *harness) metric(sample string) float64 {
+	h.t.Helper()
+	for _, line := range strings.Split(string(h.do("GET", "/metrics", "").body), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				h.t.Fatalf("metric %s: %v", sample, err)
+			}
+			return f
+		}
+	}
+	return 0
 }
 
 // flush empties shard i, as redismon does before marking it ALIVE again.

@@ -8,11 +8,12 @@ import (
 
 // Failed cache writes and coverage. A write whose cache step failed leaves its author's list
 // without an acknowledged post, while the list's coverage marker may still claim the list
-// complete. The write deletes the marker at once when the shard answers; when it does not (the
-// shard is cut off with its data intact), the deletion is retried in the background until the
-// shard answers, the shard leaves the ring (a new ring version voids every marker anyway), or the
-// marker's own TTL has passed. So a list missing a post is trusted at most one retry interval after
-// its shard is reachable again, instead of for the marker's whole TTL.
+// complete. The write deletes the marker and the list's token (coverage.go's dropKeys) at once
+// when the shard answers; when it does not (the shard is cut off with its data intact), the
+// deletion is retried in the background until the shard answers, the shard leaves the ring (a new
+// ring version voids every marker anyway), or the marker's own TTL has passed. So a list missing a
+// post is trusted at most one retry interval after its shard is reachable again, instead of for
+// the marker's whole TTL.
 
 // repairInterval is how often pending marker deletions are retried.
 const repairInterval = 100 * time.Millisecond
@@ -32,7 +33,7 @@ type repairs struct {
 func (c *Cache) dropCoverage(sh *shard, uid uint64, ttl time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	if err := sh.rdb.Del(ctx, coverageKey(uid)).Err(); err == nil {
+	if err := sh.rdb.Del(ctx, dropKeys(uid)...).Err(); err == nil {
 		return
 	}
 	c.repairs.mu.Lock()
@@ -88,9 +89,9 @@ func (c *Cache) takeRepairs() map[*shard]map[uint64]time.Time {
 // repair deletes the markers of users on sh in one round trip; on failure they wait for the next
 // round, keeping their deadlines.
 func (c *Cache) repair(sh *shard, users map[uint64]time.Time) {
-	keys := make([]string, 0, len(users))
+	keys := make([]string, 0, 2*len(users))
 	for uid := range users {
-		keys = append(keys, coverageKey(uid))
+		keys = append(keys, dropKeys(uid)...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()

@@ -2,13 +2,11 @@ package postsvc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +38,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if d.IDs == nil || d.Previewer == nil || d.Queue == nil || d.Store == nil || d.Log == nil || d.Registry == nil {
 		return nil, errors.New("postsvc: every dependency is required")
+	}
+	if cfg.WriteMode == WriteThrough && d.Primary == nil {
+		return nil, errors.New("postsvc: --write-mode=through needs a database primary")
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -216,33 +217,14 @@ func (s *Server) handleList(ctx *fasthttp.RequestCtx) {
 	}
 	work, cancel := requestContext(ctx)
 	defer cancel()
-	posts, next, err := s.svc.Page(work, q)
+	body, err := s.svc.PageJSON(work, q)
 	if err != nil {
 		httpapi.WriteError(ctx, err)
 		return
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("application/json; charset=utf-8")
-	ctx.SetBody(appendPage(nil, posts, next))
-}
-
-// appendPage writes {"posts":[…],"next_id":"<id>"|null} around bodies already in client JSON:
-// json.Marshal would validate and compact every one of them again.
-func appendPage(b []byte, posts []json.RawMessage, next uint64) []byte {
-	b = append(b, `{"posts":[`...)
-	for i, p := range posts {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, p...)
-	}
-	b = append(b, `],"next_id":`...)
-	if next == 0 {
-		return append(b, "null}"...)
-	}
-	b = append(b, '"')
-	b = strconv.AppendUint(b, next, 10)
-	return append(b, `"}`...)
+	ctx.SetBody(body)
 }
 
 func (s *Server) handleGet(ctx *fasthttp.RequestCtx) {

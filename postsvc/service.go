@@ -44,8 +44,11 @@ type Deps struct {
 	Previewer Previewer
 	Queue     Queue
 	Store     Store
-	Log       *slog.Logger
-	Registry  *prometheus.Registry
+	// Primary is the database primary the write-through mode upserts into (unused, and may be
+	// nil, in write-back mode).
+	Primary  Primary
+	Log      *slog.Logger
+	Registry *prometheus.Registry
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Ready lists the conditions /readyz reports (ZooKeeper session, endpoints known, ...).
@@ -59,7 +62,10 @@ type Service struct {
 	preview Previewer
 	queue   Queue
 	store   Store
+	primary Primary
 	cache   *Cache
+	cov     *coverage  // timeline coverage markers (coverage.go)
+	pages   *pageCache // pages kept in process (pages.go)
 	log     *slog.Logger
 	metrics *serviceMetrics
 	now     func() time.Time
@@ -71,13 +77,16 @@ func newService(cfg Config, d Deps, m *serviceMetrics) *Service {
 		now = time.Now
 	}
 	return &Service{cfg: cfg, ids: d.IDs, preview: d.Previewer, queue: d.Queue, store: d.Store,
-		cache: NewCache(cfg.CacheTimeout, now, d.Log, m), log: d.Log, metrics: m, now: now}
+		primary: d.Primary, cache: NewCache(cfg.CacheTimeout, now, d.Log, m),
+		cov: newCoverage(cfg, d.Log, m), pages: newPageCache(cfg.PageCache), log: d.Log, metrics: m, now: now}
 }
 
 // idWait bounds getting an id (the guid client tries every guidd within it).
 const idWait = 2 * time.Second
 
-// Write creates a post. It returns the post once its write-back job is durably enqueued.
+// Write creates a post. In write-back mode it returns the post once its write-back job is
+// durably enqueued; in write-through mode once its row committed on the database primary. Either
+// way the cache is written only after that, so no read sees a post that was not stored.
 func (s *Service) Write(ctx context.Context, in writeInput) (post.Post, error) {
 	ictx, cancel := context.WithTimeout(ctx, idWait)
 	id, err := s.ids.Next(ictx)
@@ -90,16 +99,44 @@ func (s *Service) Write(ctx context.Context, in writeInput) (post.Post, error) {
 	if in.URL != "" {
 		p.Scrap = s.linkPreview(ctx, in.URL)
 	}
-	ectx, cancel := context.WithTimeout(ctx, s.cfg.EnqueueWait)
-	err = s.queue.Enqueue(ectx, p)
-	cancel()
+	if s.cfg.WriteMode == WriteThrough {
+		err = s.writeThrough(ctx, p)
+	} else {
+		err = s.enqueue(ctx, p)
+	}
 	if err != nil {
-		s.metrics.enqueueFails.Inc()
-		s.log.Warn("enqueue failed", "post_id", id, "user_id", in.UserID, "err", err)
-		return post.Post{}, httpapi.ErrUnavailable.WithMessage("the post could not be queued for storage; it was not saved")
+		return post.Post{}, err
 	}
 	s.cachePost(ctx, p)
 	return p, nil
+}
+
+// enqueue hands p to the write-back queue.
+func (s *Service) enqueue(ctx context.Context, p post.Post) error {
+	ectx, cancel := context.WithTimeout(ctx, s.cfg.EnqueueWait)
+	err := s.queue.Enqueue(ectx, p)
+	cancel()
+	if err != nil {
+		s.metrics.enqueueFails.Inc()
+		s.log.Warn("enqueue failed", "post_id", p.ID, "user_id", p.UserID, "err", err)
+		return httpapi.ErrUnavailable.WithMessage("the post could not be queued for storage; it was not saved")
+	}
+	return nil
+}
+
+// writeThrough upserts p into the database primary. As with a queue that stops answering, a
+// statement that fails without a reply may still have committed: the client gets 503, and the
+// post may exist (a retry writes a second post with a new id).
+func (s *Service) writeThrough(ctx context.Context, p post.Post) error {
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+	err := s.primary.Upsert(dctx, []post.Post{p})
+	cancel()
+	if err != nil {
+		s.metrics.enqueueFails.Inc()
+		s.log.Warn("write-through failed", "post_id", p.ID, "user_id", p.UserID, "err", err)
+		return httpapi.ErrUnavailable.WithMessage("the post could not be stored; retry")
+	}
+	return nil
 }
 
 // cachePost makes an enqueued post visible on its author's shard. Failure is logged, never

@@ -14,16 +14,12 @@ type Config struct {
 	DB     postdb.Config
 	Queue  postqueue.Config
 
-	Concurrency   int           // gocraft worker goroutines: jobs in flight
-	BatchMax      int           // posts per statement at most
-	BatchWait     time.Duration // how long a batch waits to fill
+	Concurrency   int           // jobs in flight: Concurrency/BatchMax batches at once
+	BatchMax      int           // jobs per fetch and posts per statement at most
 	CommitTimeout time.Duration // bound on one statement
 	RetryBase     time.Duration
 	RetryCap      time.Duration
 	MaxFails      uint
-	// KeepWarm is how often a no-op job keeps one worker goroutine polling fast (0: off); see
-	// postqueue.WorkerConfig.KeepWarm.
-	KeepWarm time.Duration
 	// StatsInterval is how often queue depth is sampled for /metrics and /readyz.
 	StatsInterval time.Duration
 	// ShutdownTimeout bounds the whole shutdown: deregistration, draining in-flight jobs, the
@@ -36,21 +32,18 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", "0.0.0.0:8030", "host:port of the metrics and health server")
 	c.DB.RegisterFlags(fs)
 	c.Queue.RegisterFlags(fs)
-	fs.IntVar(&c.Concurrency, "concurrency", 256, "jobs in flight (gocraft worker goroutines); bounds the batch size too")
-	fs.IntVar(&c.BatchMax, "batch-max", 256, "posts per upsert statement at most")
-	fs.DurationVar(&c.BatchWait, "batch-wait", 2*time.Millisecond, "how long a batch waits for more posts (0: take only what is waiting)")
+	fs.IntVar(&c.Concurrency, "concurrency", 512, "jobs in flight: concurrency/batch-max batches are fetched and committed at once")
+	fs.IntVar(&c.BatchMax, "batch-max", 256, "jobs taken per queue round trip and posts per upsert statement at most")
 	fs.DurationVar(&c.CommitTimeout, "commit-timeout", 10*time.Second, "bound on one upsert statement")
 	fs.DurationVar(&c.RetryBase, "retry-base", time.Second, "backoff after a job's first failure")
 	fs.DurationVar(&c.RetryCap, "retry-cap", 30*time.Second, "backoff cap")
 	fs.UintVar(&c.MaxFails, "max-fails", 100_000, "failures before a job goes to the dead set")
-	fs.DurationVar(&c.KeepWarm, "keep-warm", 100*time.Millisecond,
-		"interval of a no-op job that keeps pickup latency low on an idle queue (0: off)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second,
 		"bound on the whole shutdown; jobs still in flight then stay queued and run again after a restart")
 }
 
 func (c Config) withDefaults() Config {
-	def := Config{Concurrency: 256, BatchMax: 256, CommitTimeout: 10 * time.Second,
+	def := Config{Concurrency: 512, BatchMax: 256, CommitTimeout: 10 * time.Second,
 		RetryBase: time.Second, RetryCap: 30 * time.Second, MaxFails: 100_000, StatsInterval: 2 * time.Second,
 		ShutdownTimeout: 10 * time.Second}
 	if c.Concurrency <= 0 {
@@ -59,7 +52,6 @@ func (c Config) withDefaults() Config {
 	if c.BatchMax <= 0 {
 		c.BatchMax = def.BatchMax
 	}
-	c.BatchWait = max(c.BatchWait, 0) // 0: batch only what is already waiting
 	if c.CommitTimeout <= 0 {
 		c.CommitTimeout = def.CommitTimeout
 	}

@@ -151,7 +151,9 @@ func inProgress(t *testing.T, e *env) int64 {
 func assertQueueDrained(t *testing.T, e *env) {
 	t.Helper()
 	ctx := context.Background()
-	itest.WaitFor(t, 10*time.Second, "queue drained", func() bool {
+	// Jobs committed but not acknowledged before a kill stay in the killed pool's in-progress
+	// list until a reaper finds the pool dead (heartbeat over 10 s old, checked every 5 s).
+	itest.WaitFor(t, 30*time.Second, "queue drained", func() bool {
 		st, err := e.enq.Stats(ctx)
 		if err != nil || st.Queued != 0 || st.Retry != 0 || st.Dead != 0 {
 			return false

@@ -8,27 +8,25 @@
 // list, and a restarted pool's reaper re-queues it; the upsert on post_id makes the second write
 // a no-op rather than a duplicate or a unique-key failure.
 //
-// Group commit: the handlers of up to Concurrency jobs in flight hand their posts to one batcher,
-// which writes up to BatchMax of them in one multi-row statement (waiting at most BatchWait for
-// a batch to fill) and releases each handler with the statement's result.
+// Batches: the worker (internal/postqueue) takes up to BatchMax jobs from the queue in one round
+// trip, this package writes their posts in one multi-row statement, and the worker acknowledges
+// the whole batch in one round trip after the commit. Concurrency/BatchMax batches are in flight
+// at once; under load the batches fill from the backlog, idle the worker blocks on the queue.
 //
-// Retries: a failed statement fails every job of its batch, and gocraft/work retries each after
+// Retries: a failed statement fails every job of its batch, and the worker retries each after
 // min(RetryCap, RetryBase·2^(fails-1)) (+≤20 % jitter). With the defaults (1 s, 30 s) a job
 // fails about 5 + 3600/30 ≈ 125 times in an hour of database outage; MaxFails defaults to
 // 100,000, which at 30 s a failure is about 34 days before anything reaches the dead set. The
 // fail count lives in the job document in the retry set, so it survives restarts. A job whose
 // arguments do not decode cannot succeed on any retry: it goes to the dead set at once.
 //
-// Reaping: gocraft/work re-queues a killed process's in-flight jobs only when a pool's dead-pool
-// reaper sees the killed pool's heartbeat older than 10 s. Every pool reaps 10 s after it starts,
-// then every 10 min (plus up to 30 s of jitter), so supervise writebackd to restart it: the
-// restarted process re-queues its predecessor's jobs about 10 s after it starts (the kill -9
-// test sees every post committed ~9–10 s after the restart). An instance that dies for good
-// while others run has its jobs re-queued by theirs within about 1.5 min (postqueue's reaper).
+// Reaping: a killed process's in-flight jobs stay in its pool's in-progress list until a reaper
+// (postqueue's, in every writebackd) sees the pool's heartbeat older than 10 s; reapers run at
+// start and every 5 s, so the jobs are re-queued within about 15 s, by a restarted process or
+// by any other instance.
 //
-// Pickup latency: on an idle queue gocraft's worker goroutines poll only every 5 s; the
-// keep-warm job (--keep-warm, default 100 ms) keeps one polling fast, which brings the median
-// ack-to-commit lag of a lone post from about 1 s to about 25 ms (BenchmarkAckToCommitLagIdle).
+// Pickup latency: an idle worker blocks on the queue (BRPOPLPUSH), so a lone post is taken as
+// soon as it is pushed; there is no polling and no keep-warm job.
 package writeback
 
 import (
@@ -58,10 +56,15 @@ type Service struct {
 	now    func() time.Time
 	router *postdb.Router
 	worker *postqueue.Worker
-	batch  *batcher
 	m      *wbMetrics
-	ln     net.Listener
-	srv    *fasthttp.Server
+	// onCommit, when set, sees every committed batch and the commit time (benchmarks).
+	onCommit func(posts []post.Post, at time.Time)
+	batches  atomic.Int64 // statements issued
+	// base parents every statement's context; abort cancels it (shutdown past its deadline).
+	base  context.Context
+	abort context.CancelFunc
+	ln    net.Listener
+	srv   *fasthttp.Server
 
 	// registered reports the ZooKeeper registration, shown by /readyz. It is no readiness
 	// condition: the registration only lets Prometheus find us, and the worker persists posts
@@ -93,15 +96,14 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*Service, erro
 	s.bgCtx, s.stopBG = context.WithCancel(context.Background())
 	s.m = newMetrics(reg)
 	s.router = postdb.NewRouter(cfg.DB, log, reg)
-	s.batch = newBatcher(s.commit, cfg.BatchMax, cfg.BatchWait, cfg.CommitTimeout, s.now, s.m)
-	go s.batch.run() // idle until the worker hands it posts; Close stops it
-	s.worker = postqueue.NewWorker(postqueue.WorkerConfig{
+	s.base, s.abort = context.WithCancel(context.Background())
+	s.worker = postqueue.NewBatchWorker(postqueue.WorkerConfig{
 		Queue:       cfg.Queue,
 		Concurrency: cfg.Concurrency,
+		BatchMax:    cfg.BatchMax,
 		Retry:       postqueue.RetryPolicy{MaxFails: cfg.MaxFails, Base: cfg.RetryBase, Cap: cfg.RetryCap},
 		JobTimeout:  cfg.CommitTimeout + 5*time.Second,
-		KeepWarm:    cfg.KeepWarm,
-	}, s.batch.write, log, reg)
+	}, s.commitBatch, log, reg)
 	s.srv = s.newHTTP()
 	return s, nil
 }
@@ -119,10 +121,27 @@ func (s *Service) SetQueueEndpoints(q discovery.QueueEndpoints) { s.worker.SetEn
 func (s *Service) SetRegistered(f func() bool) { s.registered.Store(&f) }
 
 // OnCommit sets a hook that sees every committed batch and its commit time. Set it before Run.
-func (s *Service) OnCommit(f func(posts []post.Post, at time.Time)) { s.batch.onCommit = f }
+func (s *Service) OnCommit(f func(posts []post.Post, at time.Time)) { s.onCommit = f }
 
 // Batches returns the number of upsert statements issued so far.
-func (s *Service) Batches() int64 { return s.batch.batches.Load() }
+func (s *Service) Batches() int64 { return s.batches.Load() }
+
+// commitBatch writes one fetched batch in one statement; the worker acknowledges its jobs only
+// when it returns nil.
+func (s *Service) commitBatch(ctx context.Context, posts []post.Post) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CommitTimeout)
+	defer cancel()
+	stop := context.AfterFunc(s.base, cancel)
+	defer stop()
+	err := s.commit(ctx, posts)
+	s.batches.Add(1)
+	at := s.now()
+	s.m.observeBatch(posts, at, err)
+	if err == nil && s.onCommit != nil {
+		s.onCommit(posts, at)
+	}
+	return err
+}
 
 func (s *Service) commit(ctx context.Context, posts []post.Post) error {
 	s.awaitPrimary(ctx)
@@ -189,9 +208,9 @@ func (s *Service) Close() error {
 	return s.Shutdown(ctx)
 }
 
-// Shutdown drains and releases everything, in order: the worker pool stops taking jobs and
-// waits for its in-flight jobs (whose batch commits), then the batcher, the database pools and
-// the HTTP server. Every step gives up when ctx ends, so a shutdown with the queue, the database
+// Shutdown drains and releases everything, in order: the worker stops taking jobs and waits for
+// its in-flight batches to commit and be acknowledged, then the database pools and the HTTP
+// server. Every step gives up when ctx ends, so a shutdown with the queue, the database
 // and ZooKeeper all dead still ends by the deadline: unfinished jobs stay in the queue's
 // in-progress list and run again after a restart (the upsert makes that harmless). Deregister
 // from ZooKeeper before calling it.
@@ -199,12 +218,11 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
 		// Past the deadline, a statement in flight is canceled so its handlers return.
-		defer context.AfterFunc(ctx, s.batch.abort)()
+		defer context.AfterFunc(ctx, s.abort)()
 		s.stopBG()
 		err = errors.Join(
 			waitWithin(ctx, "background loops", s.bg.Wait),
 			s.worker.Shutdown(ctx),
-			s.batch.shutdown(ctx),
 			waitWithin(ctx, "database pools", func() { _ = s.router.Close() }),
 			s.srv.ShutdownWithContext(ctx),
 		)

@@ -51,7 +51,7 @@ func dbConfig() postdb.Config {
 
 func testConfig() writeback.Config {
 	return writeback.Config{Listen: "127.0.0.1:0", DB: dbConfig(), Queue: postqueue.Config{Namespace: namespace},
-		Concurrency: 64, BatchMax: 64, BatchWait: 2 * time.Millisecond, CommitTimeout: 2 * time.Second,
+		Concurrency: 64, BatchMax: 64, CommitTimeout: 2 * time.Second,
 		StatsInterval: 200 * time.Millisecond}
 }
 

@@ -13,8 +13,8 @@ import (
 	"github.com/the-red/zkpost/internal/post"
 )
 
-// enqueuerConns bounds the enqueuer's connections to the queue Redis; callers past it wait for a
-// free connection (bounded by their context).
+// enqueuerConns bounds the enqueuer's connections to the queue Redis: the pushers' (group.go),
+// the replica watch's and Stats'.
 const enqueuerConns = 64
 
 // Enqueuer puts persist_post jobs on the queue Redis named by R/queue/sidekiq.
@@ -35,9 +35,14 @@ type target struct {
 	addr     string
 	pool     *redis.Pool
 	replicas *replicaWatch // nil: never WAIT
+	reqs     chan *pushReq // writes waiting for a pusher (group.go)
+	stop     chan struct{} // closed by close: the pushers end
+	wg       sync.WaitGroup
 }
 
 func (t *target) close() {
+	close(t.stop)
+	t.wg.Wait()
 	if t.replicas != nil {
 		t.replicas.close()
 	}
@@ -73,10 +78,12 @@ func (e *Enqueuer) SetEndpoints(q discovery.QueueEndpoints) {
 }
 
 func (e *Enqueuer) newTarget(addr string, replicated bool) *target {
-	t := &target{addr: addr, pool: newPool(addr, e.cfg, enqueuerConns, nil)}
+	t := &target{addr: addr, pool: newPool(addr, e.cfg, enqueuerConns, nil),
+		reqs: make(chan *pushReq, enqueuerConns*groupMax), stop: make(chan struct{})}
 	if replicated {
 		t.replicas = watchReplicas(t.pool, e.cfg, e.log, addr)
 	}
+	e.runPushers(t)
 	return t
 }
 
@@ -102,9 +109,10 @@ func (e *Enqueuer) current() (*target, error) {
 // Enqueue puts a persist_post job for p on the queue. It returns nil only when the queue
 // primary acknowledged the LPUSH (durable there with appendfsync always) and, when a replica is
 // attached, a replica acknowledged it too, or a worker already took the job. On any error the
-// job was not queued, except when the error wraps ErrMaybeQueued. Waiting for a connection,
-// dialing and the replies are bounded by ctx and by the configured timeouts; withdrawing a job
-// after a failure adds at most one dial and one command.
+// job was not queued, except when the error wraps ErrMaybeQueued. Concurrent calls share one
+// push and one WAIT (group.go). Waiting for a connection, dialing and the replies are bounded by
+// ctx and by the configured timeouts; withdrawing a job after a failure adds at most one dial
+// and one round trip.
 func (e *Enqueuer) Enqueue(ctx context.Context, p post.Post) error {
 	t, err := e.current()
 	if err != nil {
@@ -114,76 +122,62 @@ func (e *Enqueuer) Enqueue(ctx context.Context, p post.Post) error {
 	if err != nil {
 		return fmt.Errorf("enqueueing post %d: %w", p.ID, err)
 	}
-	if err := e.push(ctx, t, body); err != nil {
+	r := &pushReq{ctx: ctx, body: body, done: make(chan error, 1)}
+	select {
+	case t.reqs <- r:
+	case <-ctx.Done():
+		return fmt.Errorf("enqueueing post %d: %w", p.ID, ctx.Err())
+	case <-t.stop:
+		return fmt.Errorf("enqueueing post %d: %w", p.ID, ErrNoQueue)
+	}
+	if err := <-r.done; err != nil { // every path of a pusher answers, within the timeouts
 		return fmt.Errorf("enqueueing post %d: %w", p.ID, err)
 	}
 	return nil
 }
 
-// push sends LPUSH, and WAIT 1 when a replica is attached, in one round trip.
-func (e *Enqueuer) push(ctx context.Context, t *target, body []byte) error {
-	c, err := t.pool.GetContext(ctx)
-	if err != nil {
-		return err // nothing was sent
-	}
-	defer c.Close()
-	wait := t.replicas.waitFor(e.cfg.ReplicaWait)
-	_ = c.Send("LPUSH", e.k.jobs(), body) // a failed Send fails the Do below
-	if wait > 0 {
-		_ = c.Send("WAIT", 1, waitMillis(wait))
-	}
-	replies, err := redis.Values(redis.DoContext(c, ctx, ""))
-	if err != nil {
-		return e.unanswered(ctx, t.addr, body, err)
-	}
-	if rerr, ok := replies[0].(redis.Error); ok {
-		return fmt.Errorf("LPUSH: %w", rerr) // refused: nothing was queued
-	}
-	e.markKnown(ctx, c, t)
-	if wait <= 0 {
-		return nil
-	}
-	if n, err := redis.Int(replies[1], nil); err == nil && n >= 1 {
-		return nil
-	}
-	return e.unreplicated(ctx, c, t.addr, body, wait)
-}
-
-// unreplicated handles a job the primary took but no replica acknowledged in time: a failover
-// now would lose it, so it is withdrawn and the write refused — unless a worker already took it,
-// in which case it will be persisted and the write stands.
-func (e *Enqueuer) unreplicated(ctx context.Context, c redis.Conn, addr string, body []byte, wait time.Duration) error {
+// unreplicated handles jobs the primary took but no replica acknowledged in time: a failover
+// now would lose them, so each is withdrawn and its write refused — unless a worker already took
+// it, in which case it will be persisted and the write stands.
+func (e *Enqueuer) unreplicated(ctx context.Context, c redis.Conn, addr string, bodies [][]byte, wait time.Duration) []error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.IOTimeout)
-	removed, err := e.withdraw(wctx, c, body)
+	removed, err := e.withdraw(wctx, c, bodies)
 	cancel()
 	if err != nil {
-		removed, err = e.withdrawFresh(ctx, addr, body)
+		removed, err = e.withdrawFresh(ctx, addr, bodies)
 	}
-	switch {
-	case err != nil:
-		return fmt.Errorf("no replica acknowledged within %s: %w: %w", wait, ErrMaybeQueued, err)
-	case removed:
-		return fmt.Errorf("after %s: %w", wait, ErrNotReplicated)
-	default:
-		e.log.Debug("queue job taken before replication", "primary", addr)
-		return nil
+	out := make([]error, len(bodies))
+	for i := range bodies {
+		switch {
+		case err != nil:
+			out[i] = fmt.Errorf("no replica acknowledged within %s: %w: %w", wait, ErrMaybeQueued, err)
+		case removed[i]:
+			out[i] = fmt.Errorf("after %s: %w", wait, ErrNotReplicated)
+		default:
+			e.log.Debug("queue job taken before replication", "primary", addr)
+		}
 	}
+	return out
 }
 
 // unanswered handles a push whose reply never came (timeout, closed connection, canceled
-// context): the job may or may not be queued. It is withdrawn on a fresh connection; only a
-// successful withdrawal proves it gone. Nothing removed is still ambiguous: the LPUSH may never
-// have arrived, may still be in flight, or a worker may have taken the job already.
-func (e *Enqueuer) unanswered(ctx context.Context, addr string, body []byte, cause error) error {
-	removed, err := e.withdrawFresh(ctx, addr, body)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%w: %w (and %w)", ErrMaybeQueued, cause, err)
-	case removed:
-		return fmt.Errorf("no reply, job withdrawn: %w", cause)
-	default:
-		return fmt.Errorf("no reply, job not found to withdraw: %w: %w", ErrMaybeQueued, cause)
+// context): the jobs may or may not be queued. They are withdrawn on a fresh connection; only a
+// successful withdrawal proves a job gone. Nothing removed is still ambiguous: the LPUSH may
+// never have arrived, may still be in flight, or a worker may have taken the job already.
+func (e *Enqueuer) unanswered(ctx context.Context, addr string, bodies [][]byte, cause error) []error {
+	removed, err := e.withdrawFresh(ctx, addr, bodies)
+	out := make([]error, len(bodies))
+	for i := range bodies {
+		switch {
+		case err != nil:
+			out[i] = fmt.Errorf("%w: %w (and %w)", ErrMaybeQueued, cause, err)
+		case removed[i]:
+			out[i] = fmt.Errorf("no reply, job withdrawn: %w", cause)
+		default:
+			out[i] = fmt.Errorf("no reply, job not found to withdraw: %w: %w", ErrMaybeQueued, cause)
+		}
 	}
+	return out
 }
 
 // markKnown adds JobName to known_jobs once per pool, as gocraft's enqueuer does, so its web UI

@@ -186,8 +186,7 @@ func newWorker(t *testing.T, h postqueue.Handler, addr string) *postqueue.Worker
 	t.Helper()
 	w := postqueue.NewWorker(postqueue.WorkerConfig{
 		Queue: testConfig(), Concurrency: 8,
-		Retry:    postqueue.RetryPolicy{MaxFails: 1000, Base: time.Second, Cap: time.Second},
-		KeepWarm: 20 * time.Millisecond,
+		Retry: postqueue.RetryPolicy{MaxFails: 1000, Base: time.Second, Cap: time.Second},
 	}, h, quiet, prometheus.NewRegistry())
 	w.SetEndpoints(discovery.QueueEndpoints{Primary: addr})
 	w.Start()
@@ -244,10 +243,6 @@ func TestWorker(t *testing.T) {
 	st, err := w.Stats(ctx)
 	if err != nil || st.Queued != 0 || st.Retry != 0 || st.Dead != 2 || st.Pools != 1 {
 		t.Errorf("Stats() = %+v, %v; want nothing queued or retrying, 2 dead, 1 pool", st, err)
-	}
-	// Keep-warm ticks run (no failures, nothing dead beyond the two) and never pile up.
-	if n := r.Client(t).LLen(ctx, "test_ns:jobs:persist_post_keepwarm").Val(); n > 4 {
-		t.Errorf("keep-warm backlog = %d, want at most 4", n)
 	}
 }
 

@@ -1,6 +1,7 @@
-// Package postqueue is our small interface over gocraft/work v0.5.1, the Sidekiq-style queue
-// between postsvcd and writebackd. The library is unmaintained since 2020, so nothing outside
-// this package imports it: postsvcd enqueues through Enqueuer, writebackd consumes through Worker.
+// Package postqueue is our small interface over gocraft/work v0.5.1's queue format, the
+// Sidekiq-style queue between postsvcd and writebackd. The library is unmaintained since 2020,
+// so nothing outside this package touches the queue: postsvcd enqueues through Enqueuer,
+// writebackd consumes through Worker.
 //
 // What the wrapper adds to the library:
 //   - Enqueue takes a context and returns nil only once the queue Redis acknowledged the LPUSH
@@ -13,14 +14,25 @@
 //   - A job whose arguments do not decode, or whose handler reports a permanent error, goes to
 //     the dead set at once, since retrying cannot help; every other failure is retried with the
 //     caller's policy (the library's default, 4 fails, kills a job within minutes).
-//   - Job outcomes and queue depth are exported as metrics.
-//   - Pickup latency on an idle queue: gocraft's idle worker goroutines back off their polling to
-//     5 s (and stay nearly in step, so more goroutines hardly help); an optional keep-warm no-op
-//     job keeps one goroutine polling fast (keepwarm.go).
-//   - Dead pools: gocraft re-queues a killed process's in-flight jobs only from its reaper, 10 s
-//     after a pool starts and then every ~10 min. A restarted process thus recovers its
-//     predecessor's jobs in ~10 s; for an instance that dies for good while others run, every
-//     Worker also reaps pools silent for 30 s, once a minute (reaper.go).
+//   - Job outcomes, batch sizes and queue depth are exported as metrics.
+//   - Batches (batch.go): the worker does not run gocraft's worker pool, which fetches one job per
+//     round trip, acknowledges one per round trip and polls an idle queue with backoff up to 5 s.
+//     It takes up to BatchMax jobs per round trip (RPOPLPUSH into its pool's in-progress list,
+//     as gocraft's fetch does), hands them to the handler together, and settles the batch in one
+//     round trip after it: acknowledged jobs leave the in-progress list, failed ones go to the
+//     retry set (with gocraft's fail count, error and backoff score) or the dead set. An idle
+//     worker blocks on the queue (BRPOPLPUSH, one command per second), so a lone job is taken
+//     as soon as it is pushed. The keys, job documents, heartbeats, retry and dead sets stay
+//     gocraft's, so its web UI lists queued, retrying and dead jobs and retries dead ones; the
+//     requeuer moves due retries back once a second. gocraft's concurrency lock counters are not
+//     maintained (nothing here sets a per-job concurrency limit). Each fetcher is its own pool
+//     in gocraft's sense (heartbeat, in-progress list), and fetches only once its previous batch
+//     is settled, so jobs stranded in its list by a fetch whose reply was lost come back with
+//     its next batch rather than waiting for the process to die.
+//   - Dead pools: a killed process's in-flight jobs stay in its pool's in-progress list. Every
+//     Worker reaps, at start and every 5 s, pools whose heartbeat is over 10 s old, and orphaned
+//     in-progress lists whose pool is no longer in worker_pools (gocraft/work #146), so the jobs
+//     run again within about 15 s (reaper.go).
 //   - While its Redis is down, the worker pool's dials are paced (dialGate) instead of failing
 //     every 10 ms in every goroutine.
 //
@@ -59,9 +71,7 @@
 // brings the job back; a worker that took an unreplicated job and crashed together with the
 // primary loses it (its in-progress list was on the primary).
 //
-// What remains of the library: it prints its own errors to stdout ("ERROR: worker.fetch - ...")
-// rather than through our logger, and EnqueueUnique's (nil, nil) for a duplicate is avoided by
-// not using it.
+// Of the library itself only its web UI runs (tools/workwebui); this package writes its formats.
 package postqueue
 
 import (
@@ -165,13 +175,6 @@ func newJob(p post.Post, now time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("encoding job: %w", err)
 	}
 	return b, nil
-}
-
-// newTick returns a keep-warm job document.
-func newTick(now time.Time) ([]byte, error) {
-	var id [12]byte
-	_, _ = rand.Read(id[:])
-	return json.Marshal(job{Name: keepWarmJob, ID: hex.EncodeToString(id[:]), EnqueuedAt: now.Unix(), Args: map[string]any{}})
 }
 
 // newPool returns a redigo pool for addr whose every connection dials, reads and writes with

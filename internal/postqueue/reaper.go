@@ -3,7 +3,9 @@ package postqueue
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -21,10 +23,15 @@ import (
 // job of the dead pool's in-progress list back to the job list, releasing its concurrency lock,
 // then drop the pool's heartbeat and worker_pools entry and its stale lock count. Two reapers
 // racing is harmless: each job moves once (RPOPLPUSH is atomic).
+//
+// It also finds orphans (gocraft/work issue #146): in-progress lists of pools that are no longer
+// in the worker_pools set, left behind when a pool was unregistered (or its entry reaped) while
+// jobs were still in progress. The library's reaper only walks worker_pools and never sees them.
 type reaper struct {
 	k         keys
 	deadAfter time.Duration
 	now       func() time.Time
+	self      []string // the reaping worker's own pool ids, never reaped
 }
 
 // reapScript moves one pool's in-progress jobs back to the queue and forgets the pool.
@@ -62,6 +69,9 @@ func (r reaper) reap(ctx context.Context, pool *redis.Pool) (int, error) {
 	}
 	moved := 0
 	for _, id := range ids {
+		if slices.Contains(r.self, id) {
+			continue
+		}
 		dead, err := r.isDead(ctx, c, id)
 		if err != nil || !dead {
 			if err != nil {
@@ -76,7 +86,44 @@ func (r reaper) reap(ctx context.Context, pool *redis.Pool) (int, error) {
 		}
 		moved += n
 	}
-	return moved, nil
+	n, err := r.reapOrphans(ctx, c)
+	return moved + n, err
+}
+
+// reapOrphans re-queues the in-progress lists whose pool is not in worker_pools. A pool lists
+// itself before it fetches, so a list without a listed pool has no live owner.
+func (r reaper) reapOrphans(ctx context.Context, c redis.Conn) (int, error) {
+	pattern := r.k.jobs() + ":*:inprogress"
+	prefix, suffix := r.k.jobs()+":", ":inprogress"
+	moved := 0
+	cursor := "0"
+	for {
+		reply, err := redis.Values(redis.DoContext(c, ctx, "SCAN", cursor, "MATCH", pattern, "COUNT", 1000))
+		if err != nil {
+			return moved, fmt.Errorf("scanning in-progress lists: %w", err)
+		}
+		cursor, _ = redis.String(reply[0], nil)
+		listKeys, _ := redis.Strings(reply[1], nil)
+		for _, key := range listKeys {
+			id := strings.TrimSuffix(strings.TrimPrefix(key, prefix), suffix)
+			if slices.Contains(r.self, id) || id == "" {
+				continue
+			}
+			listed, err := redis.Bool(redis.DoContext(c, ctx, "SISMEMBER", r.k.workerPools(), id))
+			if err != nil || listed {
+				continue
+			}
+			n, err := redis.Int(reapScript.DoContext(ctx, c, key, r.k.jobs(), r.k.lock(), r.k.lockInfo(),
+				r.k.heartbeat(id), r.k.workerPools(), id))
+			if err != nil {
+				return moved, fmt.Errorf("reaping orphaned pool %s: %w", id, err)
+			}
+			moved += n
+		}
+		if cursor == "0" {
+			return moved, nil
+		}
+	}
 }
 
 // isDead reports whether pool id's heartbeat is missing or older than deadAfter.

@@ -73,3 +73,43 @@ func TestReaperRequeuesDeadPool(t *testing.T) {
 		t.Errorf("dead pool lock info = %q, want none", v)
 	}
 }
+
+// TestReaperRequeuesOrphans plants an in-progress list whose pool is in no worker_pools entry
+// (gocraft/work issue #146: a pool unregistered, or reaped, while jobs were in progress), which
+// the library's reaper never visits, and checks that the worker re-queues and runs its job.
+func TestReaperRequeuesOrphans(t *testing.T) {
+	r := itest.StartRedis(t, itest.RedisOptions{AOF: true})
+	rc := r.Client(t)
+	ctx := context.Background()
+	k := newKeys("orphan_ns")
+	now := time.Now()
+	body, err := newJob(post.Post{ID: 7, UserID: 1, Contents: "x", CreatedAt: now.UTC()}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.LPush(ctx, k.inProgress("gonepool"), body)
+
+	var mu sync.Mutex
+	got := map[uint64]int{}
+	w := NewWorker(WorkerConfig{Queue: Config{Namespace: "orphan_ns"}, Concurrency: 2,
+		Retry:        RetryPolicy{MaxFails: 10, Base: time.Second, Cap: time.Second},
+		ReapInterval: 200 * time.Millisecond, ReapDeadAfter: 30 * time.Second,
+	}, func(_ context.Context, p post.Post) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got[p.ID]++
+		return nil
+	}, slog.New(slog.DiscardHandler), nil)
+	w.SetEndpoints(discovery.QueueEndpoints{Primary: r.Addr()})
+	w.Start()
+	defer w.Stop()
+
+	itest.WaitFor(t, 5*time.Second, "the orphaned job to run", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return got[7] == 1
+	})
+	itest.WaitFor(t, 5*time.Second, "the orphaned list gone", func() bool {
+		return rc.Exists(ctx, k.inProgress("gonepool")).Val() == 0
+	})
+}

@@ -133,24 +133,36 @@ func waitMillis(d time.Duration) int64 {
 	return max(1, (d + time.Millisecond - 1).Milliseconds())
 }
 
-// withdraw removes the job body from the queue with LREM on c and reports whether it was there.
-func (e *Enqueuer) withdraw(ctx context.Context, c redis.Conn, body []byte) (bool, error) {
-	n, err := redis.Int(redis.DoContext(c, ctx, "LREM", e.k.jobs(), 1, body))
-	if err != nil {
-		return false, fmt.Errorf("withdrawing job: %w", err)
+// withdraw removes each job body from the queue with LREM on c (pipelined, one round trip) and
+// reports which were there.
+func (e *Enqueuer) withdraw(ctx context.Context, c redis.Conn, bodies [][]byte) ([]bool, error) {
+	for _, b := range bodies {
+		_ = c.Send("LREM", e.k.jobs(), 1, b)
 	}
-	return n == 1, nil
+	replies, err := redis.Values(redis.DoContext(c, ctx, ""))
+	if err != nil {
+		return nil, fmt.Errorf("withdrawing jobs: %w", err)
+	}
+	removed := make([]bool, len(bodies))
+	for i, r := range replies {
+		n, err := redis.Int(r, nil)
+		if err != nil {
+			return nil, fmt.Errorf("withdrawing jobs: %w", err)
+		}
+		removed[i] = n == 1
+	}
+	return removed, nil
 }
 
-// withdrawFresh withdraws body on a new connection to addr, within the dial and I/O timeouts:
-// the connection the job went out on has failed, and the caller's deadline may have passed.
-func (e *Enqueuer) withdrawFresh(ctx context.Context, addr string, body []byte) (bool, error) {
+// withdrawFresh withdraws bodies on a new connection to addr, within the dial and I/O timeouts:
+// the connection the jobs went out on has failed, and the caller's deadline may have passed.
+func (e *Enqueuer) withdrawFresh(ctx context.Context, addr string, bodies [][]byte) ([]bool, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.DialTimeout+e.cfg.IOTimeout)
 	defer cancel()
 	c, err := dialRedis(ctx, addr, e.cfg)
 	if err != nil {
-		return false, fmt.Errorf("withdrawing job: %w", err)
+		return nil, fmt.Errorf("withdrawing jobs: %w", err)
 	}
 	defer c.Close()
-	return e.withdraw(ctx, c, body)
+	return e.withdraw(ctx, c, bodies)
 }

@@ -3,13 +3,17 @@
 # HTTP stack on this machine), side by side with wrk on loopback.
 #
 # It builds guidd and httpbaseline, starts a throwaway ZooKeeper (or uses GUID_BENCH_ZK=host:port),
-# runs wrk against both for single IDs and for full batches, prints a ratio table and cleans up.
+# runs wrk against both for single IDs and for full batches, interleaved A B A B, prints the median
+# per-pair ratios and cleans up. The baseline answers the same requests with a fixed body and no
+# work: the ratio is how much of the HTTP stack's ceiling guidd reaches.
 #
-# Environment: DURATION (wrk seconds per run, default 10), THREADS (default 2), CONNS (default 64),
+# Environment: DURATION (wrk seconds per run, default 10), PAIRS (interleaved baseline/guidd pairs,
+# default 3, at least 3 for a median), THREADS (default 2), CONNS (default 64),
 # GUID_BENCH_ZK (an existing ZooKeeper; a unique --zk-root is used so nothing is disturbed).
 set -euo pipefail
 
 DURATION=${DURATION:-10}
+PAIRS=${PAIRS:-3}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -91,18 +95,36 @@ bench() {
 	echo "$1 $rps $p99"
 }
 
-echo "wrk: ${THREADS} threads, ${CONNS} connections, ${DURATION}s per run, $(nproc) CPUs" >&2
-read -r _ b1 b1p99 < <(bench baseline-single "http://127.0.0.1:$bport/")
-read -r _ g1 g1p99 < <(bench guidd-single "http://127.0.0.1:$gport/api/v1/guid")
-read -r _ bb bbp99 < <(bench baseline-batch "http://127.0.0.1:$bport/batch")
-read -r _ gb gbp99 < <(bench guidd-batch "http://127.0.0.1:$gport/api/v1/guid?count=4096")
+echo "wrk: ${THREADS} threads, ${CONNS} connections, ${DURATION}s per run, $(nproc) CPUs, ${PAIRS} interleaved pairs" >&2
+# Each pair runs the baseline and guidd back to back (A B A B ...), so a burst of noise from the
+# shared machine hits both sides of a pair; the ratio is the median of the per-pair ratios.
+: >"$WORK/single" && : >"$WORK/batch"
+for ((i = 1; i <= PAIRS; i++)); do
+	read -r _ b1 b1p99 < <(bench baseline-single "http://127.0.0.1:$bport/")
+	read -r _ g1 g1p99 < <(bench guidd-single "http://127.0.0.1:$gport/api/v1/guid")
+	echo "$b1 $g1 $b1p99 $g1p99" >>"$WORK/single"
+	read -r _ bb bbp99 < <(bench baseline-batch "http://127.0.0.1:$bport/batch")
+	read -r _ gb gbp99 < <(bench guidd-batch "http://127.0.0.1:$gport/api/v1/guid?count=4096")
+	echo "$bb $gb $bbp99 $gbp99" >>"$WORK/batch"
+	echo "pair $i: single $b1 vs $g1 req/s, batch $bb vs $gb req/s" >&2
+done
 
-awk -v b1="$b1" -v g1="$g1" -v b1p="$b1p99" -v g1p="$g1p99" -v bb="$bb" -v gb="$gb" -v bbp="$bbp99" -v gbp="$gbp99" 'BEGIN {
-	printf "\n%-26s %16s %16s %8s\n", "", "httpbaseline", "guidd", "ratio"
-	printf "%-26s %16.0f %16.0f %7.2f\n", "single: requests/s", b1, g1, g1 / b1
-	printf "%-26s %16s %16s\n", "single: p99 latency", b1p, g1p
-	printf "%-26s %16.0f %16.0f %7.2f\n", "batch 4096: requests/s", bb, gb, gb / bb
-	printf "%-26s %16s %16s\n", "batch 4096: p99 latency", bbp, gbp
-	printf "%-26s %16.0f %16.0f %7.2f\n", "batch 4096: IDs/s", bb * 4096, gb * 4096, gb / bb
-	printf "%-26s %16s %16.0f %7.2f\n\n", "IDs/s vs one worker ceiling", "", 4096000, gb * 4096 / 4096000
+# summary file label: prints the medians of each column and of the per-pair ratio guidd/baseline.
+summary() {
+	sort -n -k1 "$1" | awk '{print $1}' >"$1.b"
+	sort -n -k2 "$1" | awk '{print $2}' >"$1.g"
+	awk '{print $2 / $1}' "$1" | sort -n >"$1.r"
+	local n mid
+	n=$(wc -l <"$1")
+	mid=$(((n + 1) / 2))
+	echo "$(sed -n "${mid}p" "$1.b") $(sed -n "${mid}p" "$1.g") $(sed -n "${mid}p" "$1.r")"
+}
+read -r b1 g1 r1 < <(summary "$WORK/single")
+read -r bb gb rb < <(summary "$WORK/batch")
+awk -v b1="$b1" -v g1="$g1" -v r1="$r1" -v bb="$bb" -v gb="$gb" -v rb="$rb" 'BEGIN {
+	printf "\n%-30s %14s %14s %12s\n", "medians", "httpbaseline", "guidd", "median ratio"
+	printf "%-30s %14.0f %14.0f %12.2f\n", "single: requests/s", b1, g1, r1
+	printf "%-30s %14.0f %14.0f %12.2f\n", "batch 4096: requests/s", bb, gb, rb
+	printf "%-30s %14.0f %14.0f %12.2f\n", "batch 4096: IDs/s", bb * 4096, gb * 4096, rb
+	printf "%-30s %14s %14.2f\n\n", "IDs/s vs one worker ceiling", "", gb * 4096 / 4096000
 }'

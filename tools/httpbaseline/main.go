@@ -1,9 +1,12 @@
-// Command httpbaseline is the ceiling of the HTTP stack for guidd's benchmark (tools/bench/guid.sh):
-// a bare fasthttp server answering every request with a constant JSON body of the size guidd
-// sends, so the difference to guidd is what ID generation, routing and metrics cost.
+// Command httpbaseline is the ceiling of the HTTP stack: a bare fasthttp server answering every
+// request with a constant JSON body, so the difference to a real daemon is what its own work
+// costs. For guidd's benchmark (tools/bench/guid.sh) the bodies have the size guidd sends:
 //
 //	GET /        {"guid":…,"guid_str":"…"} (the single-ID response)
 //	GET /batch   {"guids":[…4096 ids…]}     (the size of a full batch response)
+//
+// With --body-file, every path but /batch answers that file's bytes instead: benche2e's read
+// scenarios serve a real timeline page of postsvcd that way (the same bytes, nothing computed).
 package main
 
 import (
@@ -35,6 +38,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("httpbaseline", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	listen := fs.String("listen", "127.0.0.1:8090", "host:port to serve on")
+	bodyFile := fs.String("body-file", "", "serve this file's bytes on every path but /batch")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -46,6 +50,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("listening on %s: %w", *listen, err)
 	}
 	single, batch := bodies()
+	if *bodyFile != "" {
+		if single, err = os.ReadFile(*bodyFile); err != nil {
+			return fmt.Errorf("reading --body-file: %w", err)
+		}
+	}
 	srv := &fasthttp.Server{
 		Handler: func(c *fasthttp.RequestCtx) {
 			c.SetContentType("application/json; charset=utf-8")

@@ -59,7 +59,7 @@ func serve(ctx context.Context, p *daemon.Process, c configs) error {
 	p.Defer("guid balancer", stopper(guids.Stop))
 	scraps := p.Conn.NewBalancer(p.Layout.Nodes("scrap"))
 	p.Defer("scrap balancer", stopper(scraps.Stop))
-	ids := guid.NewClient(guids, guid.ClientOptions{})
+	ids := guid.NewClient(guids, guid.ClientOptions{Block: c.svc.IDBlock, MaxAge: c.svc.IDMaxAge})
 	p.Defer("guid client", stopper(ids.Close))
 	router := postdb.NewRouter(c.db, p.Log, p.Metrics)
 	p.Defer("database router", router.Close)
@@ -71,6 +71,7 @@ func serve(ctx context.Context, p *daemon.Process, c configs) error {
 		Previewer: scrap.NewClient(scraps, nil),
 		Queue:     queue,
 		Store:     readerStore{router},
+		Primary:   primaryStore{router},
 		Log:       p.Log,
 		Registry:  p.Metrics,
 	})
@@ -125,12 +126,24 @@ type readerStore struct{ r *postdb.Router }
 // The concrete types main wires in satisfy the interfaces postsvc declares.
 var (
 	_ postsvc.Store          = readerStore{}
+	_ postsvc.Primary        = primaryStore{}
 	_ postsvc.IDSource       = (*guid.Client)(nil)
 	_ postsvc.Previewer      = (*scrap.Client)(nil)
 	_ postsvc.Queue          = (*postqueue.Enqueuer)(nil)
 	_ postsvc.QueueEndpoints = (*postqueue.Enqueuer)(nil)
 	_ postsvc.DBEndpoints    = (*postdb.Router)(nil)
 )
+
+// primaryStore writes through the router's current primary (--write-mode=through).
+type primaryStore struct{ r *postdb.Router }
+
+func (s primaryStore) Upsert(ctx context.Context, posts []post.Post) error {
+	st, err := s.r.Primary()
+	if err != nil {
+		return err
+	}
+	return st.Upsert(ctx, posts)
+}
 
 func (s readerStore) List(ctx context.Context, userID, maxID uint64, limit int) ([]post.Post, error) {
 	st, err := s.r.Reader()

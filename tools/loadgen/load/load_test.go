@@ -135,3 +135,18 @@ func TestClassify(t *testing.T) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
 }
+
+func TestPostIDStr(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{`{"post_id":123,"post_id_str":"123","user_id":1}`, "123"},
+		{`{"post_id_str":""}`, ""},
+		{`{"post_id_str":"12x"}`, ""},
+		{`{"post_id_str":"18446744073709551616"}`, ""},
+		{`{"error":"unavailable"}`, ""},
+		{`{"post_id_str":"5`, ""},
+	} {
+		if got := postIDStr([]byte(tc.body)); got != tc.want {
+			t.Errorf("postIDStr(%s) = %q, want %q", tc.body, got, tc.want)
+		}
+	}
+}

@@ -16,7 +16,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined"},
-		{"bad duration", []string{"--batch-wait", "soon"}, nil, "invalid value"},
+		{"bad duration", []string{"--commit-timeout", "soon"}, nil, "invalid value"},
 		{"bad env", nil, map[string]string{"WRITEBACKD_CONCURRENCY": "many"}, "WRITEBACKD_CONCURRENCY"},
 		{"bad log format", []string{"--log-format", "xml"}, nil, "log format"},
 		{"bad listen", []string{"--listen", "127.0.0.1:99999", "--zk", "127.0.0.1:1"}, nil, "listening"},

@@ -1,0 +1,181 @@
+// Command benche2e is `make bench-e2e`: end-to-end benchmarks of a whole local cluster, each an
+// honest A/B comparison run in one command, interleaved A B A B at every connection count.
+//
+// The write scenario compares write-back (postsvcd acknowledges once the job is durably queued and
+// replicated; writebackd drains it to MariaDB) with write-through (postsvcd upserts into the
+// MariaDB primary inside the request), with the same wrk script, the same cluster and the same
+// number of postsvcds. A write-back round ends only when every acknowledged post is in MariaDB,
+// so its CPU accounting includes the drain. It reports per arm: writes/s, p50 and p99, machine
+// CPU per persisted post (/proc/stat), CPU per post of every process group (/proc/<pid>/stat),
+// and the median of the per-pair ratios. See docs/benchmarks.md.
+//
+// It uses the cluster running in --dir, or brings one up with bin/devcluster (and down at the
+// end). sched_autogroup_enabled is 0 for the run and restored afterwards.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	dir        string
+	bin        string
+	portOffset int
+	conns      []int
+	pairs      int
+	duration   time.Duration
+	warmup     time.Duration
+	threads    int
+	scenarios  []string
+	keep       bool
+}
+
+// scenarios are the benchmarks by name; read scenarios join this list.
+var scenarios = map[string]func() Scenario{
+	"write":     writeScenario,
+	"read-warm": readWarmScenario,
+	"read-cold": readColdScenario,
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "benche2e:", err)
+		os.Exit(1)
+	}
+}
+
+func parse(args []string, getenv func(string) string, out io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("benche2e", flag.ContinueOnError)
+	fs.SetOutput(out)
+	var conns, names string
+	fs.StringVar(&o.dir, "dir", "/tmp/zkpost-bench-dc", "devcluster directory: the cluster running there is used, or one is brought up there")
+	fs.StringVar(&o.bin, "bin", "bin", "directory of our built binaries (devcluster, postsvcd, ...)")
+	fs.IntVar(&o.portOffset, "port-offset", 20000, "devcluster --port-offset for a cluster this run brings up")
+	fs.StringVar(&conns, "conns", "16,64", "wrk connection counts")
+	fs.IntVar(&o.pairs, "pairs", 3, "A/B pairs per connection count (at least 3)")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "wrk run per round")
+	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured run of each arm before the first pair")
+	fs.IntVar(&o.threads, "threads", 2, "wrk threads (spread over the arm's servers)")
+	fs.StringVar(&names, "scenarios", "write", "comma-separated scenarios to run")
+	fs.BoolVar(&o.keep, "keep", false, "leave a cluster this run brought up running")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if q, _ := strconv.ParseBool(getenv("QUICK")); q {
+		o.duration, o.warmup = 4*time.Second, time.Second
+	}
+	for _, s := range strings.Split(conns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return o, fmt.Errorf("--conns: bad count %q", s)
+		}
+		o.conns = append(o.conns, n)
+	}
+	for _, s := range strings.Split(names, ",") {
+		if _, ok := scenarios[s]; !ok {
+			return o, fmt.Errorf("--scenarios: unknown %q", s)
+		}
+		o.scenarios = append(o.scenarios, s)
+	}
+	if o.pairs < 3 {
+		return o, errors.New("--pairs must be at least 3")
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	o, err := parse(args, getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return errors.New("wrk not found: apt-get install -y wrk")
+	}
+	restore, err := disableAutogroup()
+	if err != nil {
+		return err
+	}
+	defer restore()
+	env, err := openEnv(ctx, o, stdout)
+	if env != nil {
+		defer env.Close(o)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "benche2e: %d CPUs, wrk %d threads, %s per round, %d pairs, connections %v\n",
+		runtime.NumCPU(), o.threads, o.duration, o.pairs, o.conns)
+	for _, name := range o.scenarios {
+		if err := runScenario(ctx, env, o, scenarios[name](), stdout); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func runScenario(ctx context.Context, env *Env, o options, sc Scenario, out io.Writer) error {
+	a, err := sc.A(ctx, env)
+	if err != nil {
+		return err
+	}
+	b, err := sc.B(ctx, env)
+	if err != nil {
+		return err
+	}
+	conns := sc.Conns
+	if len(conns) == 0 {
+		conns = o.conns
+	}
+	res := map[int][2][]Round{}
+	for _, arm := range []Arm{a, b} {
+		if _, err := runRound(ctx, env, o, arm, slices.Max(conns), o.warmup); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	for _, c := range conns {
+		var rs [2][]Round
+		for p := range o.pairs {
+			for i, arm := range []Arm{a, b} {
+				r, err := runRound(ctx, env, o, arm, c, o.duration)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "  %s c=%d pair %d %-14s %8.0f ops/s  p99 %-8s %6.0f µs machine CPU/op\n",
+					sc.Name, c, p+1, arm.Name, float64(r.Ops)/r.Wrk.Duration.Seconds(), r.Wrk.P99, perOp(r.Machine, r.Ops))
+				rs[i] = append(rs[i], r)
+			}
+		}
+		res[c] = rs
+		report(out, sc, a.Name, b.Name, c, rs)
+	}
+	if sc.After != nil {
+		return sc.After(ctx, env, o, res)
+	}
+	return nil
+}
+
+func perOp(d time.Duration, ops int64) float64 {
+	if ops <= 0 {
+		return 0
+	}
+	return float64(d.Microseconds()) / float64(ops)
+}

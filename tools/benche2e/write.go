@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// writeLua posts a short post for a random user (no URL: link previews are another benchmark).
+// The same script drives both arms.
+const writeLua = `
+local counter = 0
+function init(args)
+  math.randomseed(os.time() * 1000 + (tid or 0))
+end
+function request()
+  counter = counter + 1
+  local uid = math.random(1, 100000)
+  return wrk.format("POST", "/api/v1/posts", {["Content-Type"] = "application/json"},
+    string.format('{"user_id":%d,"contents":"bench post %d"}', uid, counter))
+end
+`
+
+// writeScenario compares write-back (the cluster's own postsvcds) with write-through (two more
+// postsvcds started with the same command lines plus --write-mode=through, registered in the
+// same cluster). Both arms use the same guidds, cache shards and MariaDB primary; the
+// write-back arm's round lasts until writebackd has persisted every acknowledged post, so its
+// CPU accounting covers the drain.
+func writeScenario() Scenario {
+	return Scenario{
+		Name: "write",
+		Unit: "persisted post",
+		A: func(ctx context.Context, env *Env) (Arm, error) {
+			return writeArm(env, "write-back", []string{env.Addr("postsvc-1"), env.Addr("postsvc-2")}), nil
+		},
+		B: func(ctx context.Context, env *Env) (Arm, error) {
+			var targets []string
+			for _, n := range []string{"postsvc-1", "postsvc-2"} {
+				addr, err := env.StartLike(ctx, n, "postsvcd (through)", "--write-mode=through")
+				if err != nil {
+					return Arm{}, err
+				}
+				targets = append(targets, addr)
+			}
+			arm := writeArm(env, "write-through", targets)
+			arm.Extra = nil // writebackd's batches and lag belong to the write-back arm
+			return arm, nil
+		},
+		After: lagRound,
+	}
+}
+
+// writeArm counts a round's posts as the rows that appear in the posts table after the highest
+// post_id seen before the round, waiting (up to drainWait) until every 2xx answer has its row.
+func writeArm(env *Env, name string, targets []string) Arm {
+	var from uint64
+	var wb0 wbStats
+	return Arm{
+		Name: name, Targets: targets, Path: "/api/v1/posts", Script: writeLua,
+		Before: func(ctx context.Context, env *Env) error {
+			wb0, _ = scrapeWriteback(ctx, env)
+			return env.DB.QueryRowContext(ctx, "SELECT COALESCE(MAX(post_id), 0) FROM posts").Scan(&from)
+		},
+		Ops: func(ctx context.Context, env *Env, r WrkResult) (int64, error) {
+			return awaitRows(ctx, env, from, r.OK())
+		},
+		Extra: func(ctx context.Context, env *Env) (map[string]float64, error) {
+			wb1, err := scrapeWriteback(ctx, env)
+			if err != nil {
+				return nil, err
+			}
+			d := wb1.minus(wb0)
+			out := map[string]float64{}
+			if d.batches > 0 {
+				out["mean batch (rows)"] = d.rows / d.batches
+			}
+			if d.lag.count() > 0 {
+				out["ack→commit p50 ≤ (s)"] = d.lag.quantile(0.50)
+				out["ack→commit p99 ≤ (s)"] = d.lag.quantile(0.99)
+			}
+			return out, nil
+		},
+	}
+}
+
+// drainWait bounds the wait for the queue to be drained after a round.
+const drainWait = 5 * time.Minute
+
+func awaitRows(ctx context.Context, env *Env, from uint64, want int64) (int64, error) {
+	deadline := time.Now().Add(drainWait)
+	for {
+		var n int64
+		if err := env.DB.QueryRowContext(ctx, "SELECT COUNT(*) FROM posts WHERE post_id > ?", from).Scan(&n); err != nil {
+			return 0, err
+		}
+		if n >= want {
+			return n, nil
+		}
+		if time.Now().After(deadline) {
+			return n, fmt.Errorf("only %d of %d acknowledged posts persisted after %s", n, want, drainWait)
+		}
+		select {
+		case <-ctx.Done():
+			return n, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// histogram is a Prometheus histogram's cumulative buckets.
+type histogram struct {
+	le  []float64
+	cum []float64
+}
+
+func (h histogram) count() float64 {
+	if len(h.cum) == 0 {
+		return 0
+	}
+	return h.cum[len(h.cum)-1]
+}
+
+// quantile returns the upper bound of the bucket holding quantile q (+Inf as math.Inf).
+func (h histogram) quantile(q float64) float64 {
+	target := q * h.count()
+	for i, c := range h.cum {
+		if c >= target {
+			return h.le[i]
+		}
+	}
+	return math.Inf(1)
+}
+
+type wbStats struct {
+	batches, rows float64
+	lag           histogram
+}
+
+func (a wbStats) minus(b wbStats) wbStats {
+	out := wbStats{batches: a.batches - b.batches, rows: a.rows - b.rows, lag: histogram{le: a.lag.le}}
+	for i := range a.lag.cum {
+		v := a.lag.cum[i]
+		if i < len(b.lag.cum) {
+			v -= b.lag.cum[i]
+		}
+		out.lag.cum = append(out.lag.cum, v)
+	}
+	return out
+}
+
+// scrapeWriteback sums every writebackd's batch and ack→commit metrics.
+func scrapeWriteback(ctx context.Context, env *Env) (wbStats, error) {
+	var s wbStats
+	for _, n := range env.State.Nodes {
+		if nodeGroup(n.Name) != "writebackd" || n.Pid == 0 {
+			continue
+		}
+		one, err := scrapeOne(ctx, "http://"+env.Addr(n.Name)+"/metrics")
+		if err != nil {
+			return s, err
+		}
+		s.batches += one.batches
+		s.rows += one.rows
+		if s.lag.le == nil {
+			s.lag = one.lag
+		} else {
+			for i := range s.lag.cum {
+				s.lag.cum[i] += one.lag.cum[i]
+			}
+		}
+	}
+	return s, nil
+}
+
+func scrapeOne(ctx context.Context, url string) (wbStats, error) {
+	var s wbStats
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return s, fmt.Errorf("scraping %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		name, val, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, _ := strconv.ParseFloat(val, 64)
+		switch {
+		case name == `writeback_batches_total{result="ok"}`:
+			s.batches = v
+		case name == "writeback_rows_committed_total":
+			s.rows = v
+		case strings.HasPrefix(name, `writeback_queue_latency_seconds_bucket{le="`):
+			le, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(name, `writeback_queue_latency_seconds_bucket{le="`), `"}`), 64)
+			s.lag.le = append(s.lag.le, le)
+			s.lag.cum = append(s.lag.cum, v)
+		}
+	}
+	return s, sc.Err()
+}
