@@ -48,7 +48,7 @@ type config struct {
 	project     string        // the compose project name
 	workDir     string        // logs, the engine's log and build contexts
 	waitTimeout time.Duration // for `up --wait`
-	keep        bool          // leave the stack up after the checks (and skip the down check)
+	keep        bool          // leave the stack (and a dockerd started here) up; skip the down check
 }
 
 func parseFlags(args []string, getenv func(string) string) (config, error) {
@@ -84,7 +84,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	r := &report{out: stdout}
 	start := time.Now()
 	engine, ok := setUp(ctx, log, cfg, r)
-	if engine != nil {
+	switch {
+	case engine != nil && cfg.keep:
+		log.Info("leaving the dockerd this run started running (--keep)", "pid", engine.cmd.Process.Pid)
+	case engine != nil:
 		defer engine.stop(log)
 	}
 	if ok {
