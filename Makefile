@@ -4,11 +4,12 @@ export PATH := $(PATH):/usr/local/go/bin:/usr/sbin
 GO ?= go
 BIN := $(CURDIR)/bin
 CMDS := guid/cmd/guidd scrap/cmd/scrapd postsvc/cmd/postsvcd writeback/cmd/writebackd \
-	tools/zoo_setup tools/redismon tools/devcluster tools/workwebui tools/loadgen tools/benche2e tools/httpbaseline
+	tools/zoo_setup tools/redismon tools/devcluster tools/workwebui tools/loadgen tools/zkexporter \
+	tools/benche2e tools/httpbaseline
 # The whole suite runs on 2 shared cores; packages with real servers run two at a time.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: deps modules build test test-short up down status bench bench-e2e fuzz clean
+.PHONY: deps modules build test test-short compose-check up down status bench bench-e2e fuzz clean
 
 deps:
 	@bash tools/deps.sh
@@ -26,6 +27,13 @@ test: deps modules
 
 test-short: modules
 	$(GO) test -short -timeout $(TEST_TIMEOUT) ./...
+
+# docker-compose.yml against a real Docker engine, with local stand-ins for the public images
+# (docs/compose.md). Run as root: it installs and starts what it needs, and prints `N passed, M failed`.
+compose-check: modules
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/composecheck ./tools/composecheck
+	$(BIN)/composecheck
 
 up: deps build
 	$(BIN)/devcluster up

@@ -34,6 +34,7 @@ var ourBinaries = map[string]string{
 	"workwebui":   "./tools/workwebui",
 	"loadgen":     "./tools/loadgen",
 	"healthcheck": "./docker/healthcheck",
+	"zkexporter":  "./tools/zkexporter",
 }
 
 // designPorts are the published ports of docs/operations.md#ports, by service.
@@ -291,14 +292,83 @@ func TestPrometheusDiscoversEveryServiceFromZooKeeper(t *testing.T) {
 	if strings.Contains(cfg, "static_configs") && strings.Count(cfg, "static_configs") > 1 {
 		t.Errorf("prometheus.yml lists static targets beyond Prometheus itself")
 	}
-	for _, svc := range cluster.ServiceDirs {
+	jobs := append(slices.Clone(cluster.ServiceDirs), cluster.ExporterDirs...)
+	for _, svc := range jobs {
 		for _, want := range []string{"job_name: " + svc, `"/the_red/my_service/` + svc + `/nodes"`} {
 			if !strings.Contains(cfg, want) {
 				t.Errorf("prometheus.yml lacks %s", want)
 			}
 		}
 	}
-	if got := strings.Count(cfg, "serverset_sd_configs"); got != len(cluster.ServiceDirs) {
-		t.Errorf("got %d serverset_sd_configs, want %d", got, len(cluster.ServiceDirs))
+	if got := strings.Count(cfg, "serverset_sd_configs"); got != len(jobs) {
+		t.Errorf("got %d serverset_sd_configs, want %d", got, len(jobs))
+	}
+}
+
+// loadWithStandins loads the compose file with compose-check's override over it.
+func loadWithStandins(t *testing.T) *types.Project {
+	t.Helper()
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(repoRoot, "docker-compose.yml"),
+		filepath.Join(repoRoot, "docker", "standin", "compose.yml")},
+		cli.WithWorkingDirectory(repoRoot), cli.WithName("zkpost-check"), cli.WithInterpolation(true))
+	if err != nil {
+		t.Fatalf("compose options: %v", err)
+	}
+	p, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("loading docker-compose.yml with docker/standin/compose.yml: %v", err)
+	}
+	return p
+}
+
+// compose-check runs every public image's stand-in and takes no host port; a service added to
+// docker-compose.yml without its override line would pull from a registry or clash on a port.
+func TestStandinOverrideCoversEveryService(t *testing.T) {
+	for name, s := range loadWithStandins(t).Services {
+		if !ours(s) && !strings.HasPrefix(s.Image, "zkpost-standin/") {
+			t.Errorf("service %s runs %q under compose-check, want a zkpost-standin/ image", name, s.Image)
+		}
+		if len(s.Ports) > 0 {
+			t.Errorf("service %s publishes %v under compose-check, want nothing", name, s.Ports)
+		}
+		if s.PullPolicy != types.PullPolicyNever {
+			t.Errorf("service %s has pull_policy %q under compose-check, want never", name, s.PullPolicy)
+		}
+	}
+}
+
+// portableHealthcheckCommands behave the same in the official images and in compose-check's
+// stand-ins; a script of one image (healthcheck.sh, zkServer.sh) would be tested only by copying it.
+var portableHealthcheckCommands = []string{"healthcheck", "zoo_setup", "bash", "mariadb", "mariadb-admin", "redis-cli", "wget"}
+
+func TestHealthchecksUsePortableCommands(t *testing.T) {
+	for name, s := range loadProject(t).Services {
+		if s.HealthCheck == nil || len(s.HealthCheck.Test) < 2 {
+			continue // TestEveryServiceHasAHealthcheck reports it
+		}
+		first := s.HealthCheck.Test[1]
+		if s.HealthCheck.Test[0] == "CMD-SHELL" {
+			first = strings.Fields(first)[0]
+		}
+		if !slices.Contains(portableHealthcheckCommands, first) {
+			t.Errorf("service %s: healthcheck runs %q, want one of %v", name, first, portableHealthcheckCommands)
+		}
+	}
+}
+
+// Every stand-in recipe says what it is, so that nobody takes it for the real image.
+func TestStandinRecipesSayTheyAreStandins(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("standin", "*", "*"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no stand-in recipes: %v", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "STAND-IN") {
+			t.Errorf("%s does not say it is a STAND-IN", f)
+		}
 	}
 }

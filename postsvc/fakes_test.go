@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -23,6 +22,7 @@ import (
 	"github.com/the-red/zkpost/internal/itest"
 	"github.com/the-red/zkpost/internal/metrics"
 	"github.com/the-red/zkpost/internal/post"
+	"github.com/the-red/zkpost/internal/stacktest"
 )
 
 // bigIDBase is past 2^53, so every test id exercises the float64 trap.
@@ -358,24 +358,15 @@ func (h *harness) write(uid uint64, contents, link string) post.Post {
 	return p
 }
 
-type pageResp struct {
-	Posts  []post.Post `json:"posts"`
-	NextID *string     `json:"next_id"`
-}
+// pageResp is one timeline page (stacktest's, which every stack test reads).
+type pageResp = stacktest.Page
 
 func (h *harness) page(uid, f uint64, limit int) pageResp {
 	h.t.Helper()
-	v := url.Values{"limit": {strconv.Itoa(limit)}}
-	if f != 0 {
-		v.Set("f", strconv.FormatUint(f, 10))
-	}
-	r := h.do("GET", fmt.Sprintf("/api/v1/posts/%d?%s", uid, v.Encode()), "")
-	if r.status != 200 {
-		h.t.Fatalf("page(%d, f=%d): got status %d (%s), want 200", uid, f, r.status, r.body)
-	}
-	var p pageResp
-	if err := json.Unmarshal(r.body, &p); err != nil {
-		h.t.Fatalf("page: decoding %s: %v", r.body, err)
+	r := h.do("GET", stacktest.PagePath(uid, f, limit), "")
+	p, err := stacktest.DecodePage(r.status, r.body)
+	if err != nil {
+		h.t.Fatalf("page(%d, f=%d): %v", uid, f, err)
 	}
 	return p
 }
@@ -384,30 +375,7 @@ func (h *harness) page(uid, f uint64, limit int) pageResp {
 // malformed cursor.
 func (h *harness) walk(uid uint64, limit int) []uint64 {
 	h.t.Helper()
-	var ids []uint64
-	f := uint64(0)
-	for range 10000 {
-		p := h.page(uid, f, limit)
-		if len(p.Posts) > limit {
-			h.t.Fatalf("page of user %d: got %d posts, limit %d", uid, len(p.Posts), limit)
-		}
-		for _, q := range p.Posts {
-			ids = append(ids, q.ID)
-		}
-		if p.NextID == nil {
-			return ids
-		}
-		if len(p.Posts) < limit {
-			h.t.Fatalf("page of user %d at f=%d: short page (%d < %d) with next_id %s", uid, f, len(p.Posts), limit, *p.NextID)
-		}
-		n, err := strconv.ParseUint(*p.NextID, 10, 64)
-		if err != nil {
-			h.t.Fatalf("next_id %q: %v", *p.NextID, err)
-		}
-		f = n
-	}
-	h.t.Fatalf("walk of user %d does not end", uid)
-	return nil
+	return stacktest.Walk(h.t, uid, limit, func(f uint64) (pageResp, error) { return h.page(uid, f, limit), nil })
 }
 
 func testLogOut() io.Writer {

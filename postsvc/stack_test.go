@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/itest"
 	"github.com/the-red/zkpost/internal/post"
+	"github.com/the-red/zkpost/internal/stacktest"
 )
 
 const (
@@ -205,68 +205,22 @@ func (s *stack) mustWrite(i int, uid uint64, contents string) post.Post {
 	return p
 }
 
-type page struct {
-	Posts  []post.Post `json:"posts"`
-	NextID *string     `json:"next_id"`
-}
+// page is one timeline page (stacktest's, which every stack test reads).
+type page = stacktest.Page
 
 func (s *stack) page(i int, uid, f uint64, limit int) (page, error) {
-	q := url.Values{"limit": {strconv.Itoa(limit)}}
-	if f != 0 {
-		q.Set("f", strconv.FormatUint(f, 10))
-	}
-	resp, err := s.hc.Get(fmt.Sprintf("%s/api/v1/posts/%d?%s", s.base(i), uid, q.Encode()))
-	if err != nil {
-		return page{}, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		return page{}, fmt.Errorf("status %d: %s", resp.StatusCode, b)
-	}
-	var p page
-	return p, json.Unmarshal(b, &p)
+	return stacktest.Client{HTTP: s.hc, Base: s.base(i)}.Page(uid, f, limit)
 }
 
 func (s *stack) walk(i int, uid uint64, limit int) []uint64 {
 	s.t.Helper()
-	var ids []uint64
-	f := uint64(0)
-	for range 1000 {
-		p, err := s.page(i, uid, f, limit)
-		if err != nil {
-			s.t.Fatalf("page of user %d at %d via postsvcd %d: %v", uid, f, i, err)
-		}
-		for _, q := range p.Posts {
-			ids = append(ids, q.ID)
-		}
-		if p.NextID == nil {
-			return ids
-		}
-		if len(p.Posts) != limit {
-			s.t.Fatalf("short page (%d of %d) with next_id %s", len(p.Posts), limit, *p.NextID)
-		}
-		f, _ = strconv.ParseUint(*p.NextID, 10, 64)
-	}
-	s.t.Fatalf("walk of user %d never ends", uid)
-	return nil
+	return stacktest.Walk(s.t, uid, limit, func(f uint64) (page, error) { return s.page(i, uid, f, limit) })
 }
 
 // truth returns the ids of uid's rows in the primary, newest first.
 func (s *stack) truth(uid uint64) []uint64 {
 	s.t.Helper()
-	rows, err := s.sql.Query("SELECT post_id FROM posts WHERE user_id = ? ORDER BY post_id DESC", uid)
-	if err != nil {
-		s.t.Fatalf("reading truth: %v", err)
-	}
-	defer rows.Close()
-	var ids []uint64
-	for rows.Next() {
-		var id uint64
-		rows.Scan(&id)
-		ids = append(ids, id)
-	}
-	return ids
+	return stacktest.Truth(s.t, s.sql, uid)
 }
 
 // waitPersisted waits until every acknowledged post is in the primary exactly once.

@@ -340,3 +340,21 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestStreamSurvivesShardRestart kills the author's shard and starts it again on the same port
+// without any ring change: the stream's pub/sub connection comes back by itself, a post acknowledged
+// while the shard was down reaches the stream once it is written back, and later posts arrive live.
+func TestStreamSurvivesShardRestart(t *testing.T) {
+	h := newStreamHarness(t, 1, func(c *Config) { c.Settle = time.Second })
+	s := h.stream(11, "")
+	collectIDs(t, s, []uint64{h.write(11, "before", "").ID}, 5*time.Second)
+	h.shards[0].Kill()
+	during := h.write(11, "while the shard is down", "")
+	h.db.persist()
+	h.shards[0].Start(t)
+	collectIDs(t, s, []uint64{during.ID}, 15*time.Second)
+	itest.WaitFor(t, 10*time.Second, "writes cached again", func() bool {
+		return h.srv.Cache().view().shardFor(listKey(11)).rdb.Ping(context.Background()).Err() == nil
+	})
+	collectIDs(t, s, []uint64{h.write(11, "after", "").ID}, 10*time.Second)
+}

@@ -355,8 +355,9 @@ func (h *hub) deliver(sh *shard, uid uint64, payload []byte) {
 	}
 }
 
-// resyncShard asks every subscriber listening on sh to resync: its connection broke, and what was
-// published meanwhile is lost.
+// resyncShard asks every subscriber listening on sh to resync, now and once more after the settle
+// time: its connection broke, what was published meanwhile is lost, and a post whose cache write
+// failed during the break reaches the timeline only once written back.
 func (h *hub) resyncShard(sh *shard) {
 	h.mu.RLock()
 	var subs []*subscriber
@@ -370,6 +371,7 @@ func (h *hub) resyncShard(sh *shard) {
 	h.mu.RUnlock()
 	for _, s := range subs {
 		s.requestResync()
+		time.AfterFunc(h.cfg.Settle, s.requestResync)
 	}
 }
 

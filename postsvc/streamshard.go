@@ -32,12 +32,15 @@ func (h *hub) startShardSub(sh *shard) *shardSub {
 	return ss
 }
 
-// stop ends the subscription; its reader exits.
+// stop ends the subscription; its reader exits. The connection is closed in the background:
+// stop is called under the hub's lock, which sync takes while holding ss.mu.
 func (ss *shardSub) stop() {
 	ss.cancel()
-	ss.mu.Lock()
-	_ = ss.ps.Close()
-	ss.mu.Unlock()
+	go func() {
+		ss.mu.Lock()
+		_ = ss.ps.Close()
+		ss.mu.Unlock()
+	}()
 }
 
 // sync sends the SUBSCRIBE and UNSUBSCRIBE that bring the connection to the wanted channels. A

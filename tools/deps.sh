@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the tests and the local cluster need from Debian's packages: ZooKeeper (with a
 # Java runtime), Redis, MariaDB, Chromium (the browser tests of the demo page and the cluster view
-# run it headless) and, for `make up` and the benchmarks, Prometheus and wrk.
+# run it headless) and, for `make up`, the monitoring tests and the benchmarks, Prometheus (with
+# promtool), the Redis, MySQL and host exporters (docs/monitoring.md) and wrk.
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -euo pipefail
 
-want=(zookeeper redis-server mariadb-server chromium prometheus wrk)
+want=(zookeeper redis-server mariadb-server chromium prometheus wrk
+	prometheus-redis-exporter prometheus-mysqld-exporter prometheus-node-exporter)
 
 missing=()
 for p in "${want[@]}"; do

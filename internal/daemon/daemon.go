@@ -137,7 +137,7 @@ func (p *Process) dial(spec Spec) error {
 }
 
 // Register keeps the serverset node of service for advertise under R/<service>/nodes for as long
-// as the process runs, and takes it back first on shutdown.
+// as the process runs, and takes it back first on shutdown. It needs the ZooKeeper session.
 func (p *Process) Register(service, advertise string) (*discovery.Registration, error) {
 	data, err := discovery.NewServerSet(advertise, 0)
 	if err != nil {

@@ -40,6 +40,8 @@ var aptPackages = map[string]string{
 	"mariadb":            "mariadb-client",
 	"go":                 "golang-go",
 	"chromium":           "chromium",
+	"promtool":           "prometheus",
+	"prometheus":         "prometheus",
 }
 
 // extraBinDirs are searched after PATH: sbin directories are often missing

@@ -26,12 +26,13 @@ import (
 // daemons are the binaries the cluster runs, by package.
 var daemons = []string{
 	"./guid/cmd/guidd", "./scrap/cmd/scrapd", "./postsvc/cmd/postsvcd", "./writeback/cmd/writebackd",
-	"./tools/zoo_setup", "./tools/redismon", "./tools/workwebui",
+	"./tools/zoo_setup", "./tools/redismon", "./tools/workwebui", "./tools/zkexporter",
 }
 
 // startCluster builds our binaries and brings a whole cluster up on free ports in a temp dir. It
-// is brought down, and checked to leave nothing behind, when the test ends.
-func startCluster(t *testing.T) *cluster.Cluster {
+// is brought down, and checked to leave nothing behind, when the test ends. tune, if given,
+// adjusts the configuration first.
+func startCluster(t *testing.T, tune ...func(*cluster.Config)) *cluster.Cluster {
 	t.Helper()
 	for _, bin := range []string{"java", "redis-server", "mariadbd", "mariadb-install-db", "prometheus"} {
 		itest.Require(t, bin)
@@ -48,17 +49,23 @@ func startCluster(t *testing.T) *cluster.Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := cluster.New(cluster.Config{
+	cfg := cluster.Config{
 		Dir: t.TempDir(), BinDir: binDir, Ports: ports,
 		ZKSessionTimeout: 2 * time.Second,
 		ScrapAllowCIDR:   "127.0.0.0/8", // the test's page is local
 		ScrapeInterval:   time.Second,
 		ReadyTimeout:     2 * time.Minute,
+		// The exporters only add load here; TestMonitoringWithRealProcesses runs them.
+		Skip: exporterNodes(),
 		ExtraArgs: map[string][]string{
 			"redismon-1": {"--probe-interval", "200ms", "--fail-threshold", "3"},
 			"redismon-2": {"--probe-interval", "200ms", "--fail-threshold", "3"},
 		},
-	})
+	}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	c, err := cluster.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

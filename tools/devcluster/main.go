@@ -294,7 +294,7 @@ func status(ctx context.Context, o options, cl client, stdout io.Writer) error {
 }
 
 func printStatus(w io.Writer, nodes []cluster.NodeStatus) {
-	fmt.Fprintf(w, "%-16s %-8s %7s %6s %-9s %-8s %s\n", "NODE", "KIND", "PID", "PORT", "STATE", "RESTARTS", "ZOOKEEPER")
+	fmt.Fprintf(w, "%-24s %-8s %7s %6s %-9s %-8s %s\n", "NODE", "KIND", "PID", "PORT", "STATE", "RESTARTS", "ZOOKEEPER")
 	for _, n := range nodes {
 		state := "down"
 		switch {
@@ -314,7 +314,7 @@ func printStatus(w io.Writer, nodes []cluster.NodeStatus) {
 		if n.Port != 0 {
 			port = fmt.Sprint(n.Port)
 		}
-		fmt.Fprintf(w, "%-16s %-8s %7s %6s %-9s %-8d %s\n", n.Name, n.Kind, pid, port, state, n.Restarts, n.ZK)
+		fmt.Fprintf(w, "%-24s %-8s %7s %6s %-9s %-8d %s\n", n.Name, n.Kind, pid, port, state, n.Restarts, n.ZK)
 	}
 }
 

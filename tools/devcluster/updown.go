@@ -230,6 +230,7 @@ The cluster is ready.
 `, post, c.Addr("guid-1"), c.Addr("workwebui"))
 	if _, ok := c.Node("prometheus"); ok {
 		fmt.Fprintf(w, "  Prometheus:     %s\n", prometheusTargetsURL(ctx, c.Addr("prometheus")))
+		fmt.Fprintf(w, "  key graphs:     http://%s/consoles/zkpost.html (docs/monitoring.md)\n", c.Addr("prometheus"))
 	}
 	cfg := c.Config()
 	fmt.Fprintf(w, `  MariaDB:        mariadb -h127.0.0.1 -P%d -u%s -p%s %s

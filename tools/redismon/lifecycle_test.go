@@ -4,10 +4,12 @@ import (
 	"path"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/daemontest"
 	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/launch"
 )
 
 // TestLifecycle: redismon starts with ZooKeeper down (alive, not ready), joins the election and
@@ -26,10 +28,8 @@ func TestLifecycle(t *testing.T) {
 	layout := discovery.Layout{Root: "/redismon_lifecycle"}
 	daemontest.Lifecycle{
 		ZK: z, Base: base, Root: layout.Root, NodeDir: layout.RedismonNodes(), Node: addr,
-		Spec: itest.DaemonSpec{Name: "redismon", Bin: itest.BuildBinary(t, "./tools/redismon"), Args: []string{
-			"--listen", addr, "--zk", z.Addr(), "--zk-root", layout.Root, "--zk-session-timeout", "4s",
-			"--probe-interval", "100ms", "--log-format", "text",
-		}},
+		Spec: itest.Launch(t, launch.Redismon, launch.Instance{Listen: addr, ZK: z.Addr(), ZKRoot: layout.Root,
+			ZKSessionTimeout: 4 * time.Second}, "--probe-interval", "100ms", "--log-format", "text"),
 		WhileDown: func(t *testing.T) {
 			daemontest.WaitMetric(t, base, "redismon_is_leader", 0)
 		},

@@ -29,6 +29,8 @@ type Config struct {
 	ProbeTimeout   time.Duration
 	FailThreshold  int
 	RiseThreshold  int
+	// QueueNamespace is the gocraft/work namespace of the queue whose backlog the leader samples.
+	QueueNamespace string
 }
 
 // RegisterFlags adds redismon's flags to fs.
@@ -40,6 +42,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.FailThreshold, "fail-threshold", 3, "consecutive failed probes before a shard is DOWN or the queue fails over")
 	fs.IntVar(&c.RiseThreshold, "rise-threshold", 2, "consecutive good probes before a DOWN shard is flushed and ALIVE again")
 	fs.IntVar(&c.ViewDatacenter, "view-dc", 0, "guid datacenter whose worker ids the cluster view (/cluster) shows")
+	fs.StringVar(&c.QueueNamespace, "queue-namespace", "the_red", "gocraft/work namespace of the write-back queue (for its backlog gauges)")
 }
 
 func (c Config) validate() error {
@@ -63,6 +66,7 @@ type Monitor struct {
 	metrics  *monitorMetrics
 	redis    *clients
 	election *election
+	backlog  *backlog
 	ln       net.Listener
 	srv      *fasthttp.Server
 	now      func() time.Time
@@ -96,6 +100,8 @@ func New(cfg Config, conn *discovery.Conn, layout discovery.Layout, log *slog.Lo
 		redis: newClients(cfg.ProbeTimeout), ln: ln, now: time.Now, advertise: adv, serverSet: serverSet}
 	m.election = &election{conn: conn, dir: layout.RedismonLeader(), data: []byte(adv), log: log}
 	m.view = clusterview.New(conn, layout, clusterview.Config{Datacenter: cfg.ViewDatacenter}, log)
+	m.backlog = &backlog{zk: conn.ZK(), path: layout.Queue(), namespace: cfg.QueueNamespace, log: log}
+	reg.MustRegister(m.backlog)
 	m.srv = &fasthttp.Server{Handler: m.routes(), Name: "redismon", ReadTimeout: 10 * time.Second, ErrorHandler: httpapi.TransportError,
 		WriteTimeout: 10 * time.Second, NoDefaultServerHeader: true}
 	return m, nil
@@ -143,6 +149,7 @@ func (m *Monitor) lead(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { every(ctx, m.cfg.ProbeInterval, sh.tick) })
 	wg.Go(func() { every(ctx, m.cfg.ProbeInterval, q.tick) })
+	wg.Go(func() { m.backlog.run(ctx) })
 	wg.Wait()
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/the-red/zkpost/internal/daemontest"
 	"github.com/the-red/zkpost/internal/itest"
 	"github.com/the-red/zkpost/internal/post"
+	"github.com/the-red/zkpost/internal/stacktest"
 )
 
 // The whole system as real processes, for the stale-read test: ZooKeeper, three cache shards
@@ -168,35 +169,16 @@ func (s *staleStack) write(t *testing.T, i int, uid uint64, contents string) pos
 	return p
 }
 
-type timelinePage struct {
-	Posts  []post.Post `json:"posts"`
-	NextID *string     `json:"next_id"`
+// client reads timelines from postsvcd i (of the stack's postsvcds).
+func (s *staleStack) client(i int) stacktest.Client {
+	return stacktest.Client{HTTP: s.hc, Base: s.posts[i%len(s.posts)]}
 }
 
-// get returns the status and body of GET base+path (status 0 when the request failed).
-func (s *staleStack) get(i int, p string) (int, []byte, error) {
-	resp, err := s.hc.Get(s.posts[i%len(s.posts)] + p)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
-func (s *staleStack) page(t *testing.T, i int, uid, f uint64, limit int) timelinePage {
+func (s *staleStack) page(t *testing.T, i int, uid, f uint64, limit int) stacktest.Page {
 	t.Helper()
-	p := fmt.Sprintf("/api/v1/posts/%d?limit=%d", uid, limit)
-	if f != 0 {
-		p += "&f=" + strconv.FormatUint(f, 10)
-	}
-	code, b, err := s.get(i, p)
-	if err != nil || code != http.StatusOK {
-		t.Fatalf("GET %s via postsvcd %d: %d %s %v", p, i%len(s.posts)+1, code, b, err)
-	}
-	var pg timelinePage
-	if err := json.Unmarshal(b, &pg); err != nil {
-		t.Fatalf("decoding %s: %v", b, err)
+	pg, err := s.client(i).Page(uid, f, limit)
+	if err != nil {
+		t.Fatalf("page of user %d at f=%d via postsvcd %d: %v", uid, f, i%len(s.posts)+1, err)
 	}
 	return pg
 }
@@ -204,42 +186,13 @@ func (s *staleStack) page(t *testing.T, i int, uid, f uint64, limit int) timelin
 // walk follows next_id from the newest post to the end.
 func (s *staleStack) walk(t *testing.T, i int, uid uint64, limit int) []uint64 {
 	t.Helper()
-	var ids []uint64
-	f := uint64(0)
-	for range 1000 {
-		pg := s.page(t, i, uid, f, limit)
-		for _, p := range pg.Posts {
-			ids = append(ids, p.ID)
-		}
-		if pg.NextID == nil {
-			return ids
-		}
-		if len(pg.Posts) != limit {
-			t.Fatalf("short page (%d of %d) with next_id %s", len(pg.Posts), limit, *pg.NextID)
-		}
-		f, _ = strconv.ParseUint(*pg.NextID, 10, 64)
-	}
-	t.Fatalf("walk of user %d never ends", uid)
-	return nil
+	return stacktest.Walk(t, uid, limit, func(f uint64) (stacktest.Page, error) { return s.client(i).Page(uid, f, limit) })
 }
 
 // truth returns uid's post ids in the database, newest first.
 func (s *staleStack) truth(t *testing.T, uid uint64) []uint64 {
 	t.Helper()
-	rows, err := s.db.Query("SELECT post_id FROM posts WHERE user_id = ? ORDER BY post_id DESC", uid)
-	if err != nil {
-		t.Fatalf("reading the database: %v", err)
-	}
-	defer rows.Close()
-	var ids []uint64
-	for rows.Next() {
-		var id uint64
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	return ids
+	return stacktest.Truth(t, s.db, uid)
 }
 
 // waitPersisted waits until every acknowledged post of uid is in the database.

@@ -7,10 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/daemontest"
 	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/launch"
 )
 
 func TestRunRejectsBadConfig(t *testing.T) {
@@ -50,9 +52,8 @@ func TestLifecycle(t *testing.T) {
 	lease := path.Join(layout.GuidWorkers(0), "0")
 	daemontest.Lifecycle{
 		ZK: z, Base: base, Root: layout.Root, NodeDir: layout.Nodes("guid"), Node: addr,
-		Spec: itest.DaemonSpec{Name: "guidd", Bin: itest.BuildBinary(t, "./guid/cmd/guidd"), Args: []string{
-			"--listen", addr, "--zk", z.Addr(), "--zk-root", layout.Root, "--zk-session-timeout", "4s", "--log-format", "text",
-		}},
+		Spec: itest.Launch(t, launch.Guidd, launch.Instance{Listen: addr, ZK: z.Addr(), ZKRoot: layout.Root,
+			ZKSessionTimeout: 4 * time.Second}, "--log-format", "text"),
 		WhileDown: func(t *testing.T) {
 			m := daemontest.Metrics(t, base)
 			if m["guid_lease_held"] != "0" || m["guid_worker_id"] != "-1" {

@@ -6,10 +6,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/daemontest"
 	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/launch"
 	"github.com/the-red/zkpost/internal/postdb"
 )
 
@@ -34,10 +36,9 @@ func TestLifecycle(t *testing.T) {
 	layout := discovery.Layout{Root: "/postsvcd_lifecycle"}
 	daemontest.Lifecycle{
 		ZK: z, Base: base, Root: layout.Root, NodeDir: layout.Nodes("postsvc"), Node: addr,
-		Spec: itest.DaemonSpec{Name: "postsvcd", Bin: itest.BuildBinary(t, "./postsvc/cmd/postsvcd"), Args: []string{
-			"--listen", addr, "--zk", z.Addr(), "--zk-root", layout.Root, "--zk-session-timeout", "4s",
-			"--db-user", "root", "--db-name", "zkpost", "--cache-timeout", "300ms", "--log-format", "text",
-		}},
+		Spec: itest.Launch(t, launch.Postsvcd, launch.Instance{Listen: addr, ZK: z.Addr(), ZKRoot: layout.Root,
+			ZKSessionTimeout: 4 * time.Second, DB: launch.Account{User: "root", Name: "zkpost"}},
+			"--cache-timeout", "300ms", "--log-format", "text"),
 		OnZooKeeperUp: func(t *testing.T, conn *discovery.Conn) {
 			guidNode, _ := discovery.NewServerSet("127.0.0.1:1", 0) // listed, never answers
 			daemontest.CreateNode(t, conn, path.Join(layout.Nodes("guid"), "127.0.0.1:1"), guidNode)

@@ -16,6 +16,7 @@ import (
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/daemontest"
 	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/launch"
 )
 
 // TestScrapd runs the real binary on a real ZooKeeper: it registers its serverset node, serves a
@@ -104,9 +105,8 @@ func TestLifecycle(t *testing.T) {
 	layout := discovery.Layout{Root: "/scrapd_lifecycle"}
 	daemontest.Lifecycle{
 		ZK: z, Base: base, Root: layout.Root, NodeDir: layout.Nodes("scrap"), Node: addr, ReadyWithoutZooKeeper: true,
-		Spec: itest.DaemonSpec{Name: "scrapd", Bin: itest.BuildBinary(t, "./scrap/cmd/scrapd"), Args: []string{
-			"--listen", addr, "--zk", z.Addr(), "--zk-root", layout.Root, "--zk-session-timeout", "4s", "--log-format", "text",
-		}},
+		Spec: itest.Launch(t, launch.Scrapd, launch.Instance{Listen: addr, ZK: z.Addr(), ZKRoot: layout.Root,
+			ZKSessionTimeout: 4 * time.Second}, "--log-format", "text"),
 		WhileReady: func(t *testing.T) {
 			for _, tc := range []struct {
 				target string

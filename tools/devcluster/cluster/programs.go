@@ -32,6 +32,8 @@ var extraBinDirs = []string{"/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/lo
 var aptPackages = map[string]string{
 	"java": "zookeeper", "redis-server": "redis-server", "mariadbd": "mariadb-server",
 	"mariadb-install-db": "mariadb-server", "prometheus": "prometheus",
+	"prometheus-redis-exporter": "prometheus-redis-exporter", "prometheus-mysqld-exporter": "prometheus-mysqld-exporter",
+	"prometheus-node-exporter": "prometheus-node-exporter",
 }
 
 // ErrMissing reports an executable that is not installed.
@@ -81,6 +83,8 @@ func (c *Cluster) spec(n Node) (spec, error) {
 		return c.zooSetupSpec(n)
 	case ProgGuidd, ProgScrapd, ProgPostsvcd, ProgWritebackd, ProgRedismon, ProgWorkWebUI:
 		return c.daemonSpec(n)
+	case ProgRedisExporter, ProgMySQLExporter, ProgNodeExporter, ProgZKExporter:
+		return c.exporterSpec(n)
 	}
 	return spec{}, fmt.Errorf("node %s: unknown program %q", n.Name, n.Program)
 }

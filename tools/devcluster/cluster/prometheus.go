@@ -8,8 +8,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"text/template"
 	"time"
+
+	"github.com/the-red/zkpost/monitoring"
 )
 
 //go:embed prometheus.yml.tmpl
@@ -20,6 +23,8 @@ type PrometheusConfig struct {
 	ZK             string        // host:port of ZooKeeper
 	Root           string        // ZooKeeper root of the service tree
 	Services       []string      // service directories to discover (R/<svc>/nodes)
+	Exporters      []string      // exporter directories to discover, the same way (ExporterDirs)
+	RuleFiles      []string      // rule file globs (docs/monitoring.md)
 	Interval       time.Duration // scrape interval
 	SessionTimeout time.Duration // ZooKeeper session timeout of the discovery client
 	Self           string        // Prometheus' own host:port
@@ -27,6 +32,9 @@ type PrometheusConfig struct {
 
 // Timeout is the scrape timeout: the interval, capped at 10s.
 func (p PrometheusConfig) Timeout() time.Duration { return min(p.Interval, 10*time.Second) }
+
+// Jobs returns the directories scraped: the services', then the exporters'.
+func (p PrometheusConfig) Jobs() []string { return append(slices.Clone(p.Services), p.Exporters...) }
 
 // Path returns the ZooKeeper directory where service's nodes register.
 func (p PrometheusConfig) Path(service string) string { return path.Join(p.Root, service, "nodes") }
@@ -57,6 +65,9 @@ func (c *Cluster) prometheusSpec(n Node) (spec, error) {
 		"--storage.tsdb.path=" + filepath.Join(dir, "tsdb"),
 		"--storage.tsdb.retention.time=2d",
 		"--web.listen-address=" + addr,
+		// zkpost's console (docs/monitoring.md): /consoles/zkpost.html.
+		"--web.console.templates=" + filepath.Join(dir, monitoring.ConsolesDir),
+		"--web.console.libraries=" + filepath.Join(dir, monitoring.ConsoleLibrariesDir),
 	}
 	return spec{
 		bin: bin, args: append(args, c.cfg.ExtraArgs[n.Name]...),
@@ -64,9 +75,13 @@ func (c *Cluster) prometheusSpec(n Node) (spec, error) {
 			if err := ensureDir(dir); err != nil {
 				return err
 			}
+			if err := monitoring.Install(dir); err != nil {
+				return err
+			}
 			b, err := RenderPrometheusConfig(PrometheusConfig{
-				ZK: c.ZKAddr(), Root: c.cfg.ZKRoot, Services: ServiceDirs,
-				Interval: c.cfg.ScrapeInterval, SessionTimeout: c.cfg.ZKSessionTimeout, Self: addr,
+				ZK: c.ZKAddr(), Root: c.cfg.ZKRoot, Services: ServiceDirs, Exporters: ExporterDirs,
+				RuleFiles: []string{filepath.Join(dir, monitoring.RulesDir, "*.rules.yml")},
+				Interval:  c.cfg.ScrapeInterval, SessionTimeout: c.cfg.ZKSessionTimeout, Self: addr,
 			})
 			if err != nil {
 				return err

@@ -92,6 +92,27 @@ var Topology = []Node{
 	{Name: "postsvc-2", Program: ProgPostsvcd, Kind: Daemon, Port: 8001, Service: "postsvc",
 		Deps: []string{"guid-1", "guid-2", "guid-3", "scrap-1", "scrap-2", "writeback-1", "writeback-2"}},
 	{Name: "workwebui", Program: ProgWorkWebUI, Kind: Daemon, Port: 5040, Deps: []string{"zoo_setup"}},
+	// Exporters (docs/monitoring.md): each Debian one beside the server it exports; zkexporter
+	// after them all, since it announces those that run.
+	{Name: "redis1-exporter", Program: ProgRedisExporter, Kind: Infra, Port: 9121, Of: "redis1", Optional: true,
+		Deps: []string{"redis1"}},
+	{Name: "redis2-exporter", Program: ProgRedisExporter, Kind: Infra, Port: 9122, Of: "redis2", Optional: true,
+		Deps: []string{"redis2"}},
+	{Name: "redis3-exporter", Program: ProgRedisExporter, Kind: Infra, Port: 9123, Of: "redis3", Optional: true,
+		Deps: []string{"redis3"}},
+	{Name: "queue-primary-exporter", Program: ProgRedisExporter, Kind: Infra, Port: 9124, Of: "queue-primary",
+		Optional: true, Deps: []string{"queue-primary"}},
+	{Name: "queue-replica-exporter", Program: ProgRedisExporter, Kind: Infra, Port: 9125, Of: "queue-replica",
+		Optional: true, Deps: []string{"queue-replica"}},
+	// After zoo_setup: the services' database user is created by mariadb-primary's setup.
+	{Name: "mariadb-primary-exporter", Program: ProgMySQLExporter, Kind: Infra, Port: 9104, Of: "mariadb-primary",
+		Optional: true, Deps: []string{"mariadb-primary", "zoo_setup"}},
+	{Name: "mariadb-replica-exporter", Program: ProgMySQLExporter, Kind: Infra, Port: 9105, Of: "mariadb-replica",
+		Optional: true, Deps: []string{"mariadb-replica", "zoo_setup"}},
+	{Name: "node-exporter", Program: ProgNodeExporter, Kind: Infra, Port: 9100, Optional: true},
+	// Infra like the other exporters: not restarted, so a crash shows (ExporterDown, ServiceDown's
+	// absent series); and not one of internal/launch's daemons, since it takes --announce.
+	{Name: "zkexporter", Program: ProgZKExporter, Kind: Infra, Port: 9141, Deps: []string{"zoo_setup"}},
 	// After zoo_setup, which creates the service directories: Prometheus' discovery retries a
 	// missing path only every 10s.
 	{Name: "prometheus", Program: ProgPrometheus, Kind: Infra, Port: 9090, Optional: true,

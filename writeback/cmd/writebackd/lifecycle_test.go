@@ -10,6 +10,7 @@ import (
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/daemontest"
 	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/launch"
 	"github.com/the-red/zkpost/internal/post"
 	"github.com/the-red/zkpost/internal/postqueue"
 )
@@ -31,10 +32,9 @@ func TestLifecycle(t *testing.T) {
 	layout := discovery.Layout{Root: "/writebackd_lifecycle"}
 	daemontest.Lifecycle{
 		ZK: z, Base: base, Root: layout.Root, NodeDir: layout.Nodes("writeback"), Node: addr,
-		Spec: itest.DaemonSpec{Name: "writebackd", Bin: itest.BuildBinary(t, "./writeback/cmd/writebackd"), Args: []string{
-			"--listen", addr, "--zk", z.Addr(), "--zk-root", layout.Root, "--zk-session-timeout", "4s",
-			"--db-user", "root", "--db-name", "zkpost", "--queue-namespace", namespace, "--log-format", "text",
-		}},
+		Spec: itest.Launch(t, launch.Writebackd, launch.Instance{Listen: addr, ZK: z.Addr(), ZKRoot: layout.Root,
+			ZKSessionTimeout: 4 * time.Second, DB: launch.Account{User: "root", Name: "zkpost"}},
+			"--queue-namespace", namespace, "--log-format", "text"),
 		OnZooKeeperUp: func(t *testing.T, conn *discovery.Conn) {
 			daemontest.CreateNode(t, conn, layout.DB(), daemontest.JSON(discovery.DBEndpoints{Primary: db.Addr()}))
 			daemontest.CreateNode(t, conn, layout.Queue(), daemontest.JSON(discovery.QueueEndpoints{Primary: queue.Addr()}))
