@@ -37,12 +37,14 @@ type target struct {
 	replicas *replicaWatch // nil: never WAIT
 	reqs     chan *pushReq // writes waiting for a pusher (group.go)
 	stop     chan struct{} // closed by close: the pushers end
+	exited   chan struct{} // closed once every pusher has ended
 	wg       sync.WaitGroup
 }
 
 func (t *target) close() {
 	close(t.stop)
 	t.wg.Wait()
+	close(t.exited)
 	if t.replicas != nil {
 		t.replicas.close()
 	}
@@ -79,7 +81,7 @@ func (e *Enqueuer) SetEndpoints(q discovery.QueueEndpoints) {
 
 func (e *Enqueuer) newTarget(addr string, replicated bool) *target {
 	t := &target{addr: addr, pool: newPool(addr, e.cfg, enqueuerConns, nil),
-		reqs: make(chan *pushReq, enqueuerConns*groupMax), stop: make(chan struct{})}
+		reqs: make(chan *pushReq, enqueuerConns*groupMax), stop: make(chan struct{}), exited: make(chan struct{})}
 	if replicated {
 		t.replicas = watchReplicas(t.pool, e.cfg, e.log, addr)
 	}
@@ -130,7 +132,18 @@ func (e *Enqueuer) Enqueue(ctx context.Context, p post.Post) error {
 	case <-t.stop:
 		return fmt.Errorf("enqueueing post %d: %w", p.ID, ErrNoQueue)
 	}
-	if err := <-r.done; err != nil { // every path of a pusher answers, within the timeouts
+	select {
+	case err = <-r.done: // every path of a pusher answers, within the timeouts
+	case <-t.exited:
+		// The endpoint changed and its pushers ended: a request they did not answer was left
+		// in the channel after their last look, and never sent.
+		select {
+		case err = <-r.done:
+		default:
+			err = fmt.Errorf("queue endpoint changed before the push: %w", ErrNoQueue)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("enqueueing post %d: %w", p.ID, err)
 	}
 	return nil
