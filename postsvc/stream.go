@@ -188,11 +188,19 @@ func (st *stream) start() bool {
 
 // limitSendBuffer sets the socket's send buffer to streamSendBuffer.
 func limitSendBuffer(c net.Conn) {
-	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
-		c = u.UnsafeConn()
-	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetWriteBuffer(streamSendBuffer)
+	// Unwrap fasthttp's hijacked conn and our own listener wrappers down to the socket.
+	for range 8 {
+		switch u := c.(type) {
+		case *net.TCPConn:
+			_ = u.SetWriteBuffer(streamSendBuffer)
+			return
+		case interface{ UnsafeConn() net.Conn }:
+			c = u.UnsafeConn()
+		case interface{ NetConn() net.Conn }:
+			c = u.NetConn()
+		default:
+			return
+		}
 	}
 }
 

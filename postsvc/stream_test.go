@@ -242,13 +242,14 @@ func TestStreamStalledSubscriberIsBounded(t *testing.T) {
 	for i := range 400 {
 		ids = append(ids, h.write(9, fmt.Sprintf("%d %s", i, big), "").ID)
 	}
+	// Events reach the hub through the shard's pub/sub after the writes return: wait for the
+	// overflow, still sampling the queues meanwhile.
+	itest.WaitFor(t, 30*time.Second, "the stalled subscriber to overflow into a resync (else the test did not stall it)",
+		func() bool { return counterValue(h.srv.streams.m.overflows) > 0 })
 	close(stop)
 	<-sampled
 	if maxQueued > streamQueue {
 		t.Fatalf("a subscriber queued %d events, bound %d", maxQueued, streamQueue)
-	}
-	if n := counterValue(h.srv.streams.m.overflows); n == 0 {
-		t.Fatal("the stalled subscriber never overflowed into a resync: the test did not stall it")
 	}
 	collectIDs(t, reader, ids, 30*time.Second)
 }

@@ -54,6 +54,10 @@ type lfConn struct {
 	bad           bool // framing this wrapper will not judge: pass through
 }
 
+// NetConn returns the wrapped connection (the name crypto/tls uses), so code that tunes the
+// socket, such as a stream limiting its send buffer, reaches the TCP connection underneath.
+func (c *lfConn) NetConn() net.Conn { return c.Conn }
+
 func (c *lfConn) Read(p []byte) (int, error) {
 	if len(c.pending) > 0 {
 		n := copy(p, c.pending)
