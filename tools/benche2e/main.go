@@ -72,7 +72,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "wrk run per round")
 	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured run of each arm before the first pair")
 	fs.IntVar(&o.threads, "threads", 2, "wrk threads (spread over the arm's servers)")
-	fs.StringVar(&names, "scenarios", "write", "comma-separated scenarios to run")
+	fs.StringVar(&names, "scenarios", "write,read-warm,read-cold", "comma-separated scenarios to run (write, read-warm, read-cold)")
 	fs.BoolVar(&o.keep, "keep", false, "leave a cluster this run brought up running")
 	if err := fs.Parse(args); err != nil {
 		return o, err
