@@ -75,6 +75,8 @@ func (e *Env) groups() map[string][]int {
 // nodeGroup names the group of a devcluster node: "postsvc-1" → "postsvcd".
 func nodeGroup(node string) string {
 	switch {
+	case strings.HasSuffix(node, "-exporter") || node == "zkexporter":
+		return "exporters" // before "redis": redis1-exporter is no cache shard
 	case strings.HasPrefix(node, "postsvc-"):
 		return "postsvcd"
 	case strings.HasPrefix(node, "writeback-"):
