@@ -2,6 +2,7 @@ package docs
 
 import (
 	"bufio"
+	"github.com/the-red/zkpost/internal/itest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,9 +43,7 @@ var (
 // -h: every flag it accepts is documented in its section or a shared one, every flag a section's
 // table names exists, and the documented default is the real one.
 func TestConfigurationMatchesTheBinaries(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds every binary")
-	}
+	itest.SkipShort(t, "builds every binary")
 	doc, err := os.ReadFile(filepath.Join(repoRoot, "docs", "configuration.md"))
 	if err != nil {
 		t.Fatal(err)

@@ -284,9 +284,7 @@ func (s *stack) ringMembers(i int) string {
 }
 
 func TestStack(t *testing.T) {
-	if testing.Short() {
-		t.Skip("full stack: skipped with -short")
-	}
+	itest.SkipShort(t, "full stack: skipped with -short")
 	s := newStack(t)
 
 	t.Run("ReadYourWritesAcrossInstances", func(t *testing.T) {

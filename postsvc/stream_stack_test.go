@@ -81,9 +81,7 @@ func expect(t *testing.T, st *itest.SSE, label string, want ...uint64) []string 
 // missed; and when the author's shard is killed and marked DOWN (as redismon does), open streams
 // follow the author to the new shard by themselves.
 func TestStreamAcrossInstances(t *testing.T) {
-	if testing.Short() {
-		t.Skip("full stack: skipped with -short")
-	}
+	itest.SkipShort(t, "full stack: skipped with -short")
 	s := newStack(t)
 	const uid = 4242
 	a, b := s.stream(0, uid, ""), s.stream(1, uid, "")

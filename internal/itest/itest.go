@@ -60,6 +60,15 @@ func Require(tb testing.TB, name string) string {
 	return ""
 }
 
+// SkipShort skips a slow test in -short mode, except when CI is set: CI runs every test, so no
+// flag can make it pass by skipping.
+func SkipShort(tb testing.TB, why string) {
+	tb.Helper()
+	if testing.Short() && os.Getenv("CI") == "" {
+		tb.Skip(why)
+	}
+}
+
 // requireFile is Require for a non-executable file such as a jar.
 func requireFile(tb testing.TB, path string) string {
 	tb.Helper()

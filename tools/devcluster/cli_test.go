@@ -19,9 +19,7 @@ import (
 // kill, start, logs, then down after the supervisor itself was SIGKILLed — which must still
 // leave nothing running.
 func TestCLI(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the whole cluster: skipped in -short")
-	}
+	itest.SkipShort(t, "the whole cluster: skipped in -short")
 	for _, bin := range []string{"java", "redis-server", "mariadbd", "mariadb-install-db"} {
 		itest.Require(t, bin)
 	}

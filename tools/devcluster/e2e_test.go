@@ -108,9 +108,7 @@ func bringDown(t *testing.T, c *cluster.Cluster) {
 }
 
 func TestEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the whole cluster: skipped in -short")
-	}
+	itest.SkipShort(t, "the whole cluster: skipped in -short")
 	page := localPage(t)
 	c := startCluster(t)
 	api := "http://" + c.Addr("postsvc-1")

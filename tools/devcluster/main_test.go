@@ -201,9 +201,7 @@ func TestPrometheusTargetsURL(t *testing.T) {
 	}
 
 	t.Run("installed prometheus", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("starts Prometheus: skipped in -short")
-		}
+		itest.SkipShort(t, "starts Prometheus: skipped in -short")
 		bin := itest.Require(t, "prometheus")
 		dir := t.TempDir()
 		cfg := filepath.Join(dir, "prometheus.yml")

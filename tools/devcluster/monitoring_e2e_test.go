@@ -20,9 +20,7 @@ import (
 // every rule without error and alerts on nothing while all is well; a killed cache shard makes
 // the real CacheShardDown alert pending, which clears once the shard is back.
 func TestMonitoringWithRealProcesses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the whole cluster: skipped in -short")
-	}
+	itest.SkipShort(t, "the whole cluster: skipped in -short")
 	for _, bin := range []string{"prometheus-redis-exporter", "prometheus-mysqld-exporter", "prometheus-node-exporter"} {
 		itest.Require(t, bin)
 	}

@@ -13,9 +13,7 @@ import (
 // The daemon as operators run it: kill -9 the leader and the standby takes over once ZooKeeper
 // expires the dead leader's session; SIGTERM the new leader and it leaves the election at once.
 func TestDaemonFailoverAndGracefulExit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
+	itest.SkipShort(t, "builds the binary")
 	r := newRig(t)
 	bin := itest.BuildBinary(t, "./tools/redismon")
 	start := func(name string) (*itest.Process, string) {

@@ -17,9 +17,7 @@ import (
 // ZooKeeper is up, reports the shard it watches and its ZooKeeper session on /metrics, and on
 // SIGTERM leaves the election and deletes its node before it exits.
 func TestLifecycle(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
+	itest.SkipShort(t, "builds the binary")
 	z := itest.StartZooKeeper(t)
 	shard := itest.StartRedis(t, itest.RedisOptions{})
 	port := itest.FreePort(t)

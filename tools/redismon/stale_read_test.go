@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/the-red/zkpost/internal/itest"
 	"net/http"
 	"slices"
 	"strings"
@@ -24,9 +25,7 @@ import (
 // and a canary key postsvc never touches. While the shard is up, both postsvcd serve the planted
 // post (the control that proves the detector works); every read started after the kill must not.
 func TestRestartedShardNeverServesStaleKeys(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a stack of real processes")
-	}
+	itest.SkipShort(t, "a stack of real processes")
 	s := newStaleStack(t)
 	aof, node := s.shards[0], s.nodes[0]
 	c := aof.Client(t)

@@ -104,9 +104,7 @@ http_request_duration_seconds_count{route="guid",status="500"} 1
 // with SIGKILL it leaves the page once its session expires, and the change is listed; started
 // again it returns.
 func TestClusterViewFollowsKillAndRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real processes and a browser: skipped with -short")
-	}
+	itest.SkipShort(t, "real processes and a browser: skipped with -short")
 	zk := itest.StartZooKeeper(t)
 	const root = "/clusterview_test"
 	guidPort := itest.FreePort(t)
