@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 // registrationFollowBound is how soon a registration must follow ZooKeeper's return. The aim

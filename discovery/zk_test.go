@@ -20,7 +20,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 const sessionTimeout = 1200 * time.Millisecond

@@ -16,7 +16,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 
-	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 	"github.com/the-red/zkpost/tools/devcluster/cluster"
 )
 

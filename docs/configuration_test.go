@@ -2,7 +2,7 @@ package docs
 
 import (
 	"bufio"
-	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 	"os"
 	"os/exec"
 	"path/filepath"

@@ -18,7 +18,7 @@ import (
 
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/guid"
-	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 // Short timings so kill and pause tests are quick; the test ZooKeeper's tickTime is 200 ms.

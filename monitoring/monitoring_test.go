@@ -15,7 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v4"
 
-	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 	"github.com/the-red/zkpost/monitoring"
 	"github.com/the-red/zkpost/tools/devcluster/cluster"
 )

@@ -31,10 +31,10 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/itest"
 	"github.com/the-red/zkpost/internal/metrics"
-	"github.com/the-red/zkpost/internal/post"
-	"github.com/the-red/zkpost/internal/postqueue"
+	"github.com/the-red/zkpost/internal/testenv/itest"
+	"github.com/the-red/zkpost/post"
+	postqueue "github.com/the-red/zkpost/post/queue"
 	"github.com/the-red/zkpost/postsvc"
 )
 

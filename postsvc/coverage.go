@@ -57,7 +57,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/the-red/zkpost/internal/post"
+	"github.com/the-red/zkpost/post"
 )
 
 func coverageKey(uid uint64) string { return "plc:" + strconv.FormatUint(uid, 10) }

@@ -13,13 +13,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/itest"
-	"github.com/the-red/zkpost/internal/post"
-	"github.com/the-red/zkpost/internal/postdb"
+	"github.com/the-red/zkpost/internal/testenv/itest"
+	"github.com/the-red/zkpost/post"
+	"github.com/the-red/zkpost/post/mysql"
 )
 
-// routerStore reads through a postdb.Router's current reader, as postsvcd's main does.
-type routerStore struct{ r *postdb.Router }
+// routerStore reads through a mysql.Router's current reader, as postsvcd's main does.
+type routerStore struct{ r *mysql.Router }
 
 func (s routerStore) List(ctx context.Context, uid, maxID uint64, limit int) ([]post.Post, error) {
 	st, err := s.r.Reader()
@@ -35,7 +35,7 @@ func (s routerStore) Get(ctx context.Context, id uint64) (post.Post, error) {
 		return post.Post{}, err
 	}
 	p, err := st.Get(ctx, id)
-	if errors.Is(err, postdb.ErrNotFound) {
+	if errors.Is(err, mysql.ErrNotFound) {
 		return post.Post{}, ErrNotFound
 	}
 	return p, err
@@ -49,7 +49,7 @@ func TestTimelineServedWithPrimaryDown(t *testing.T) {
 	primary := itest.StartMariaDB(t)
 	pdb := primary.DB(t, "zkpost")
 	ctx := context.Background()
-	if err := postdb.Migrate(ctx, pdb); err != nil {
+	if err := mysql.Migrate(ctx, pdb); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
 	replica := itest.StartMariaDBReplica(t, primary)
@@ -58,7 +58,7 @@ func TestTimelineServedWithPrimaryDown(t *testing.T) {
 	// knows nothing of it: every page below must come from the database.
 	const uid, coldUID = 4242, 4343
 	history := map[uint64][]uint64{} // newest first
-	st := postdb.NewStore(sqlDB(t, primary))
+	st := mysql.NewStore(sqlDB(t, primary))
 	for i := range 25 {
 		for _, u := range []uint64{uid, coldUID} {
 			id := bigIDBase - 100_000 + uint64(i)*1000 + u%1000
@@ -71,7 +71,7 @@ func TestTimelineServedWithPrimaryDown(t *testing.T) {
 	}
 	replica.WaitReplicated(t, primary)
 
-	router := postdb.NewRouter(postdb.Config{User: "root", Name: "zkpost", CheckInterval: 100 * time.Millisecond},
+	router := mysql.NewRouter(mysql.Config{User: "root", Name: "zkpost", CheckInterval: 100 * time.Millisecond},
 		slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	t.Cleanup(func() { router.Close() })
 	router.SetEndpoints(discovery.DBEndpoints{Primary: primary.Addr(), Replicas: []string{replica.Addr()}})
@@ -126,7 +126,7 @@ func postIDs(ps []post.Post) []uint64 {
 
 func sqlDB(t *testing.T, m *itest.MariaDB) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("mysql", postdb.DSN(postdb.Config{User: "root", Name: "zkpost"}, m.Addr()))
+	db, err := sql.Open("mysql", mysql.DSN(mysql.Config{User: "root", Name: "zkpost"}, m.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}

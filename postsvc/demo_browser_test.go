@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/the-red/zkpost/internal/headless"
+	"github.com/the-red/zkpost/internal/testenv/headless"
 )
 
 // TestDemoPageInBrowser: in headless Chromium the demo page's script runs under its CSP, opens

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/net/html"
 
-	"github.com/the-red/zkpost/internal/post"
+	"github.com/the-red/zkpost/post"
 )
 
 // TestDemoRefusedPostKeepsTimelineAndInput: a refused form post shows the user's timeline and

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/guid/snowflake"
-	"github.com/the-red/zkpost/internal/post"
+	"github.com/the-red/zkpost/post"
 )
 
 // IDSource hands out post ids (guid.Client in postsvcd).
@@ -21,12 +21,12 @@ type Previewer interface {
 }
 
 // Queue takes a post for write-back. Enqueue returns nil only once the job is durably in the queue
-// Redis (postqueue.Enqueuer in postsvcd).
+// Redis (queue.Enqueuer in postsvcd).
 type Queue interface {
 	Enqueue(ctx context.Context, p post.Post) error
 }
 
-// Primary writes posts to the database primary (postdb.Store's Upsert in postsvcd); only the
+// Primary writes posts to the database primary (mysql.Store's Upsert in postsvcd); only the
 // write-through mode uses it. Upsert returns nil once the rows committed.
 type Primary interface {
 	Upsert(ctx context.Context, posts []post.Post) error

@@ -19,10 +19,10 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/itest"
 	"github.com/the-red/zkpost/internal/metrics"
-	"github.com/the-red/zkpost/internal/post"
-	"github.com/the-red/zkpost/internal/stacktest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
+	"github.com/the-red/zkpost/internal/testenv/stacktest"
+	"github.com/the-red/zkpost/post"
 )
 
 // bigIDBase is past 2^53, so every test id exercises the float64 trap.

@@ -15,8 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/the-red/zkpost/internal/itest"
 	"github.com/the-red/zkpost/internal/metrics"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 func TestBadInputEveryEndpoint(t *testing.T) {

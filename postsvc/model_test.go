@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/the-red/zkpost/internal/post"
+	"github.com/the-red/zkpost/post"
 )
 
 // TestPaginationModel drives random writes, write-back, shard removals and re-additions (with and

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 // TestFailedCacheWriteDropsCoverage: a write whose cache step fails (the shard is unreachable, its

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/itest"
-	"github.com/the-red/zkpost/internal/postqueue"
+	"github.com/the-red/zkpost/internal/testenv/itest"
+	"github.com/the-red/zkpost/post/queue"
 )
 
 // TestWriteRefusedWhenQueueReplicaHung runs writes through a real enqueuer whose queue primary
@@ -33,7 +33,7 @@ func TestWriteRefusedWhenQueueReplicaHung(t *testing.T) {
 		n, err := pc.Do(ctx, "WAIT", 1, 250).Int()
 		return err == nil && n == 1
 	})
-	enq := postqueue.NewEnqueuer(postqueue.Config{Namespace: "svc", ReplicaWait: 250 * time.Millisecond}, slog.New(slog.DiscardHandler))
+	enq := queue.NewEnqueuer(queue.Config{Namespace: "svc", ReplicaWait: 250 * time.Millisecond}, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { enq.Close() })
 	enq.SetEndpoints(discovery.QueueEndpoints{Primary: primary.Addr(), Secondary: []string{replica.Addr()}})
 	h := newHarness(t, 3, nil)
@@ -43,7 +43,7 @@ func TestWriteRefusedWhenQueueReplicaHung(t *testing.T) {
 	before := h.write(7, "kept", "")
 	replica.Pause()
 	r := h.do("POST", "/api/v1/posts", `{"user_id":7,"contents":"lost"}`)
-	jobs, err := primary.Client(t).LLen(context.Background(), "svc:jobs:"+postqueue.JobName).Result()
+	jobs, err := primary.Client(t).LLen(context.Background(), "svc:jobs:"+queue.JobName).Result()
 	replica.Resume()
 	if r.status != 503 || !strings.Contains(string(r.body), `"error":"unavailable"`) {
 		t.Fatalf("write with the queue replica hung: got %d %s, want 503 in the envelope", r.status, r.body)

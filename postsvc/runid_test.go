@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/itest"
 	"github.com/the-red/zkpost/internal/metrics"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 // TestCacheRefusesRestartedShard: a shard killed and restarted (reloading its old keys from the

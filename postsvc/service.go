@@ -11,9 +11,9 @@
 // never persisted. A cache failure after the enqueue is logged and the write still succeeds
 // (§5); the author then sees the post once it is persisted (§3). "Durably" means
 // on the queue primary's disk and, while a replica is attached, on a replica too, so a queue
-// failover cannot lose an acknowledged post (postqueue's package doc). One ambiguity remains, as
+// failover cannot lose an acknowledged post (post/queue's package doc). One ambiguity remains, as
 // with any remote call: when the queue stops answering after the push was sent, the enqueuer
-// tries to withdraw the job; if it cannot prove the job gone (postqueue.ErrMaybeQueued: the logged
+// tries to withdraw the job; if it cannot prove the job gone (queue.ErrMaybeQueued: the logged
 // error says "the job may still be queued"), the client gets 503, yet the post may be persisted later. A client that
 // retries then writes a second post.
 //
@@ -35,7 +35,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/the-red/zkpost/internal/httpapi"
-	"github.com/the-red/zkpost/internal/post"
+	"github.com/the-red/zkpost/post"
 )
 
 // Deps are the collaborators postsvcd's main wires in.

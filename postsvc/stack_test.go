@@ -19,9 +19,9 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/itest"
-	"github.com/the-red/zkpost/internal/post"
-	"github.com/the-red/zkpost/internal/stacktest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
+	"github.com/the-red/zkpost/internal/testenv/stacktest"
+	"github.com/the-red/zkpost/post"
 )
 
 const (

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/headless"
-	"github.com/the-red/zkpost/internal/itest"
-	"github.com/the-red/zkpost/internal/post"
+	"github.com/the-red/zkpost/internal/testenv/headless"
+	"github.com/the-red/zkpost/internal/testenv/itest"
+	"github.com/the-red/zkpost/post"
 )
 
 // streamDelivery bounds how long a post takes from its acknowledgement to a subscriber on another

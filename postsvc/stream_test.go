@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/the-red/zkpost/internal/itest"
-	"github.com/the-red/zkpost/internal/post"
+	"github.com/the-red/zkpost/internal/testenv/itest"
+	"github.com/the-red/zkpost/post"
 )
 
 // newStreamHarness is newHarness with ids that carry the time, as guid's do.

@@ -32,7 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/the-red/zkpost/internal/post"
+	"github.com/the-red/zkpost/post"
 )
 
 const (

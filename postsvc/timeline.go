@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/internal/httpapi"
-	"github.com/the-red/zkpost/internal/post"
+	"github.com/the-red/zkpost/post"
 )
 
 // Page returns up to q.Limit posts of q.UserID with id ≤ q.MaxID, newest first, in their client

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/itest"
 	"github.com/the-red/zkpost/internal/metrics"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 // TestTokenReadsSeeEarlierWrites: token reads coalesced into shared MGETs still see every write

@@ -7,12 +7,12 @@ import (
 	"github.com/the-red/zkpost/discovery"
 )
 
-// QueueEndpoints is what follows R/queue/sidekiq (postqueue.Enqueuer).
+// QueueEndpoints is what follows R/queue/sidekiq (queue.Enqueuer).
 type QueueEndpoints interface {
 	SetEndpoints(discovery.QueueEndpoints)
 }
 
-// DBEndpoints is what follows R/db (postdb.Router).
+// DBEndpoints is what follows R/db (mysql.Router).
 type DBEndpoints interface {
 	SetEndpoints(discovery.DBEndpoints)
 }

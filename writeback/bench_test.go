@@ -12,8 +12,8 @@ import (
 
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/metrics"
-	"github.com/the-red/zkpost/internal/post"
-	"github.com/the-red/zkpost/internal/postdb"
+	"github.com/the-red/zkpost/post"
+	"github.com/the-red/zkpost/post/mysql"
 	"github.com/the-red/zkpost/writeback"
 )
 
@@ -34,7 +34,7 @@ func benchService(b *testing.B, e *env, cfg writeback.Config, onCommit func([]po
 
 func resetTable(b *testing.B, e *env) {
 	b.Helper()
-	if err := postdb.Migrate(context.Background(), e.sql); err != nil {
+	if err := mysql.Migrate(context.Background(), e.sql); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := e.sql.Exec("TRUNCATE TABLE posts"); err != nil {
@@ -100,7 +100,7 @@ func timeDrain(b *testing.B, e *env, n, conns int) time.Duration {
 // timeSingleInserts writes n posts with conns goroutines, one row per statement, and returns how
 // long it took.
 func timeSingleInserts(b *testing.B, e *env, first uint64, n, conns int) time.Duration {
-	st := postdb.NewStore(e.sql)
+	st := mysql.NewStore(e.sql)
 	ids := make(chan uint64, n)
 	for id := first; id < first+uint64(n); id++ {
 		ids <- id

@@ -4,15 +4,15 @@ import (
 	"flag"
 	"time"
 
-	"github.com/the-red/zkpost/internal/postdb"
-	"github.com/the-red/zkpost/internal/postqueue"
+	"github.com/the-red/zkpost/post/mysql"
+	"github.com/the-red/zkpost/post/queue"
 )
 
 // Config configures the write-back worker.
 type Config struct {
 	Listen string // host:port of the metrics and health server
-	DB     postdb.Config
-	Queue  postqueue.Config
+	DB     mysql.Config
+	Queue  queue.Config
 
 	Concurrency   int           // jobs in flight: Concurrency/BatchMax batches at once
 	BatchMax      int           // jobs per fetch and posts per statement at most

@@ -13,8 +13,8 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/itest"
-	"github.com/the-red/zkpost/internal/postqueue"
+	"github.com/the-red/zkpost/internal/testenv/itest"
+	"github.com/the-red/zkpost/post/queue"
 )
 
 // setNode writes a persistent ZooKeeper node, creating it and its parents when missing.
@@ -198,7 +198,7 @@ func TestDaemonFollowsZooKeeper(t *testing.T) {
 
 	promoted := itest.StartRedis(t, itest.RedisOptions{AOF: true})
 	setNode(t, conn, layout.Queue(), discovery.QueueEndpoints{Primary: promoted.Addr(), Secondary: []string{e.redis.Addr()}})
-	enq2 := postqueue.NewEnqueuer(postqueue.Config{Namespace: namespace}, quiet)
+	enq2 := queue.NewEnqueuer(queue.Config{Namespace: namespace}, quiet)
 	defer enq2.Close()
 	enq2.SetEndpoints(discovery.QueueEndpoints{Primary: promoted.Addr()})
 	if err := enq2.Enqueue(ctx, newPost(2)); err != nil {

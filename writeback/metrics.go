@@ -5,8 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/the-red/zkpost/internal/post"
-	"github.com/the-red/zkpost/internal/postqueue"
+	"github.com/the-red/zkpost/post"
+	"github.com/the-red/zkpost/post/queue"
 )
 
 type wbMetrics struct {
@@ -57,7 +57,7 @@ func (m *wbMetrics) observeBatch(posts []post.Post, at time.Time, err error) {
 	}
 }
 
-func (m *wbMetrics) observeQueue(s postqueue.Stats) {
+func (m *wbMetrics) observeQueue(s queue.Stats) {
 	m.queueDepth.WithLabelValues("queued").Set(float64(s.Queued))
 	m.queueDepth.WithLabelValues("retry").Set(float64(s.Retry))
 	m.queueDepth.WithLabelValues("scheduled").Set(float64(s.Scheduled))

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 // TestShutdownWithEveryDependencyDead is the devcluster finding: ZooKeeper, the queue Redis and
@@ -55,7 +55,7 @@ func TestShutdownWithEveryDependencyDead(t *testing.T) {
 	z.Kill()
 	e.redis.Kill()
 	// The batch in flight committed or failed; its acknowledgement now retries against the dead
-	// queue, each refused dial doubling the pause (postqueue's dialGate) up to 5 s: a drain
+	// queue, each refused dial doubling the pause (post/queue's dialGate) up to 5 s: a drain
 	// without a deadline would wait on it forever.
 	refused := "dial tcp " + e.redis.Addr() + ": connect: connection refused"
 	itest.WaitFor(t, 30*time.Second, "the worker retrying against the dead queue", func() bool {

@@ -1,6 +1,6 @@
 // Package writeback is the write-back worker: it consumes persist_post jobs from the queue Redis
-// (gocraft/work, through internal/postqueue) and writes the posts to the MySQL primary
-// (through internal/postdb), so that every acknowledged post lands in MySQL exactly once.
+// (gocraft/work, through post/queue) and writes the posts to the MySQL primary
+// (through post/mysql), so that every acknowledged post lands in MySQL exactly once.
 //
 // Exactly once is at-least-once delivery plus an idempotent write. A job is acknowledged
 // (its handler returns nil and gocraft removes it from the in-progress list) only after the
@@ -8,7 +8,7 @@
 // list, and a restarted pool's reaper re-queues it; the upsert on post_id makes the second write
 // a no-op rather than a duplicate or a unique-key failure.
 //
-// Batches: the worker (internal/postqueue) takes up to BatchMax jobs from the queue in one round
+// Batches: the worker (post/queue) takes up to BatchMax jobs from the queue in one round
 // trip, this package writes their posts in one multi-row statement, and the worker acknowledges
 // the whole batch in one round trip after the commit. Concurrency/BatchMax batches are in flight
 // at once; under load the batches fill from the backlog, idle the worker blocks on the queue.
@@ -21,7 +21,7 @@
 // arguments do not decode cannot succeed on any retry: it goes to the dead set at once.
 //
 // Reaping: a killed process's in-flight jobs stay in its pool's in-progress list until a reaper
-// (postqueue's, in every writebackd) sees the pool's heartbeat older than 10 s; reapers run at
+// (post/queue's, in every writebackd) sees the pool's heartbeat older than 10 s; reapers run at
 // start and every 5 s, so the jobs are re-queued within about 15 s, by a restarted process or
 // by any other instance.
 //
@@ -44,9 +44,9 @@ import (
 
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/httpapi"
-	"github.com/the-red/zkpost/internal/post"
-	"github.com/the-red/zkpost/internal/postdb"
-	"github.com/the-red/zkpost/internal/postqueue"
+	"github.com/the-red/zkpost/post"
+	"github.com/the-red/zkpost/post/mysql"
+	"github.com/the-red/zkpost/post/queue"
 )
 
 // Service is one write-back worker with its health and metrics server.
@@ -55,8 +55,8 @@ type Service struct {
 	log    *slog.Logger
 	reg    *prometheus.Registry
 	now    func() time.Time
-	router *postdb.Router
-	worker *postqueue.Worker
+	router *mysql.Router
+	worker *queue.Worker
 	m      *wbMetrics
 	// onCommit, when set, sees every committed batch and the commit time (benchmarks).
 	onCommit func(posts []post.Post, at time.Time)
@@ -96,13 +96,13 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*Service, erro
 	s := &Service{cfg: cfg, log: log, reg: reg, now: time.Now, ln: ln}
 	s.bgCtx, s.stopBG = context.WithCancel(context.Background())
 	s.m = newMetrics(reg)
-	s.router = postdb.NewRouter(cfg.DB, log, reg)
+	s.router = mysql.NewRouter(cfg.DB, log, reg)
 	s.base, s.abort = context.WithCancel(context.Background())
-	s.worker = postqueue.NewBatchWorker(postqueue.WorkerConfig{
+	s.worker = queue.NewBatchWorker(queue.WorkerConfig{
 		Queue:       cfg.Queue,
 		Concurrency: cfg.Concurrency,
 		BatchMax:    cfg.BatchMax,
-		Retry:       postqueue.RetryPolicy{MaxFails: cfg.MaxFails, Base: cfg.RetryBase, Cap: cfg.RetryCap},
+		Retry:       queue.RetryPolicy{MaxFails: cfg.MaxFails, Base: cfg.RetryBase, Cap: cfg.RetryCap},
 		JobTimeout:  cfg.CommitTimeout + 5*time.Second,
 	}, s.commitBatch, log, reg)
 	s.srv = s.newHTTP()
@@ -276,7 +276,7 @@ func (s *Service) migrateOnce() bool {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(s.bgCtx, s.cfg.CommitTimeout)
-	err = postdb.Migrate(ctx, store.DB())
+	err = mysql.Migrate(ctx, store.DB())
 	cancel()
 	if err != nil {
 		s.setMigrate("", err)

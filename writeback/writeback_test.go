@@ -14,11 +14,11 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/itest"
 	"github.com/the-red/zkpost/internal/metrics"
-	"github.com/the-red/zkpost/internal/post"
-	"github.com/the-red/zkpost/internal/postdb"
-	"github.com/the-red/zkpost/internal/postqueue"
+	"github.com/the-red/zkpost/internal/testenv/itest"
+	"github.com/the-red/zkpost/post"
+	"github.com/the-red/zkpost/post/mysql"
+	"github.com/the-red/zkpost/post/queue"
 	"github.com/the-red/zkpost/writeback"
 )
 
@@ -31,26 +31,26 @@ type env struct {
 	redis *itest.Redis
 	db    *itest.MariaDB
 	sql   *sql.DB // root on the zkpost database
-	enq   *postqueue.Enqueuer
+	enq   *queue.Enqueuer
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{redis: itest.StartRedis(t, itest.RedisOptions{AOF: true}), db: itest.StartMariaDB(t)}
 	e.sql = e.db.DB(t, "zkpost")
-	e.enq = postqueue.NewEnqueuer(postqueue.Config{Namespace: namespace}, quiet)
+	e.enq = queue.NewEnqueuer(queue.Config{Namespace: namespace}, quiet)
 	t.Cleanup(func() { e.enq.Close() })
 	e.enq.SetEndpoints(discovery.QueueEndpoints{Primary: e.redis.Addr()})
 	return e
 }
 
-func dbConfig() postdb.Config {
-	return postdb.Config{User: "root", Name: "zkpost", CheckInterval: 200 * time.Millisecond,
+func dbConfig() mysql.Config {
+	return mysql.Config{User: "root", Name: "zkpost", CheckInterval: 200 * time.Millisecond,
 		DialTimeout: 500 * time.Millisecond, IOTimeout: 2 * time.Second}
 }
 
 func testConfig() writeback.Config {
-	return writeback.Config{Listen: "127.0.0.1:0", DB: dbConfig(), Queue: postqueue.Config{Namespace: namespace},
+	return writeback.Config{Listen: "127.0.0.1:0", DB: dbConfig(), Queue: queue.Config{Namespace: namespace},
 		Concurrency: 64, BatchMax: 64, CommitTimeout: 2 * time.Second,
 		StatsInterval: 200 * time.Millisecond}
 }
@@ -85,7 +85,7 @@ func newPost(id uint64) post.Post {
 }
 
 // enqueueAll enqueues posts first..first+n-1 from workers goroutines and returns the acked ids.
-func enqueueAll(t testing.TB, enq *postqueue.Enqueuer, first uint64, n, workers int) map[uint64]bool {
+func enqueueAll(t testing.TB, enq *queue.Enqueuer, first uint64, n, workers int) map[uint64]bool {
 	t.Helper()
 	var mu sync.Mutex
 	acked := map[uint64]bool{}

@@ -1,6 +1,6 @@
 // Package launch is the one description of how each zkpost daemon is started: its binary, the
 // package it is built from, the flags every instance is given, and the HTTP path that says it is
-// ready. internal/itest (the test harness) and tools/devcluster start daemons from it, and
+// ready. internal/testenv/itest (the test harness) and tools/devcluster start daemons from it, and
 // docker/'s tests check docker-compose.yml against it, so the four places that used to spell a
 // daemon's flags out (the flag definitions, devcluster, the compose file, the docs) cannot
 // drift apart.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/the-red/zkpost/internal/itest"
 	"github.com/the-red/zkpost/internal/launch"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 var full = launch.Instance{

@@ -30,8 +30,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/the-red/zkpost/internal/post"
-	"github.com/the-red/zkpost/internal/postdb"
+	"github.com/the-red/zkpost/post"
+	"github.com/the-red/zkpost/post/mysql"
 	"github.com/the-red/zkpost/postsvc"
 )
 
@@ -195,7 +195,7 @@ func seedUsers(ctx context.Context, env *Env, base, users, perUser int) error {
 			rows = append(rows, post.Post{ID: id, UserID: uint64(base + u), Contents: fmt.Sprintf("seeded %d", k), CreatedAt: postsvc.CreatedAt(id)})
 		}
 	}
-	store := postdb.NewStore(env.DB)
+	store := mysql.NewStore(env.DB)
 	for b := range slices.Chunk(rows, seedBatchRows) {
 		if err := store.Upsert(ctx, b); err != nil {
 			return fmt.Errorf("seeding users from %d: %w", base, err)

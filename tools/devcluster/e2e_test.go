@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 	"github.com/the-red/zkpost/tools/devcluster/cluster"
 	"github.com/the-red/zkpost/tools/loadgen/load"
 )

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 func noEnv(string) string { return "" }

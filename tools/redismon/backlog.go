@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/postqueue"
+	postqueue "github.com/the-red/zkpost/post/queue"
 )
 
 // backlogInterval is how often the leader samples the queue's backlog.

@@ -10,8 +10,8 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/itest"
-	"github.com/the-red/zkpost/internal/postqueue"
+	"github.com/the-red/zkpost/internal/testenv/itest"
+	postqueue "github.com/the-red/zkpost/post/queue"
 )
 
 // TestLeaderExportsQueueBacklog: with no writer running, the leader exports the queue's depth and

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 // The daemon as operators run it: kill -9 the leader and the standby takes over once ZooKeeper

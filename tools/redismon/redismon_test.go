@@ -15,8 +15,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/itest"
 	"github.com/the-red/zkpost/internal/metrics"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 // testCfg keeps the tests quick: probes every 100 ms, DOWN after 3 misses.

@@ -20,10 +20,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/daemontest"
-	"github.com/the-red/zkpost/internal/itest"
-	"github.com/the-red/zkpost/internal/post"
-	"github.com/the-red/zkpost/internal/stacktest"
+	"github.com/the-red/zkpost/internal/testenv/daemontest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
+	"github.com/the-red/zkpost/internal/testenv/stacktest"
+	"github.com/the-red/zkpost/post"
 )
 
 // The whole system as real processes, for the stale-read test: ZooKeeper, three cache shards

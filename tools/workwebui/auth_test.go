@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 // startUI runs workwebui in-process against a real queue Redis (--queue, no ZooKeeper) with env

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/daemontest"
-	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/testenv/daemontest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 // TestStartsWithZooKeeperDown: workwebui is alive but not ready while ZooKeeper is down (the

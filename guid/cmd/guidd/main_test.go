@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/daemontest"
-	"github.com/the-red/zkpost/internal/itest"
 	"github.com/the-red/zkpost/internal/launch"
+	"github.com/the-red/zkpost/internal/testenv/daemontest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 func TestRunRejectsBadConfig(t *testing.T) {

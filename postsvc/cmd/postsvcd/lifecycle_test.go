@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/daemontest"
-	"github.com/the-red/zkpost/internal/itest"
 	"github.com/the-red/zkpost/internal/launch"
-	"github.com/the-red/zkpost/internal/postdb"
+	"github.com/the-red/zkpost/internal/testenv/daemontest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
+	"github.com/the-red/zkpost/post/mysql"
 )
 
 // TestLifecycle: postsvcd starts with ZooKeeper down (alive, not ready), becomes ready once
@@ -23,7 +23,7 @@ import (
 func TestLifecycle(t *testing.T) {
 	z := itest.StartZooKeeper(t)
 	primary := itest.StartMariaDB(t)
-	if err := postdb.Migrate(context.Background(), primary.DB(t, "zkpost")); err != nil {
+	if err := mysql.Migrate(context.Background(), primary.DB(t, "zkpost")); err != nil {
 		t.Fatal(err)
 	}
 	replica := itest.StartMariaDBReplica(t, primary)

@@ -16,9 +16,9 @@ import (
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/guid"
 	"github.com/the-red/zkpost/internal/daemon"
-	"github.com/the-red/zkpost/internal/post"
-	"github.com/the-red/zkpost/internal/postdb"
-	"github.com/the-red/zkpost/internal/postqueue"
+	"github.com/the-red/zkpost/post"
+	"github.com/the-red/zkpost/post/mysql"
+	"github.com/the-red/zkpost/post/queue"
 	"github.com/the-red/zkpost/postsvc"
 	"github.com/the-red/zkpost/scrap"
 )
@@ -30,8 +30,8 @@ func main() { daemon.Main(binary, run) }
 // configs are the packages' flag sets postsvcd is made of.
 type configs struct {
 	svc   postsvc.Config
-	db    postdb.Config
-	queue postqueue.Config
+	db    mysql.Config
+	queue queue.Config
 }
 
 func (c *configs) register(fs *flag.FlagSet) {
@@ -61,9 +61,9 @@ func serve(ctx context.Context, p *daemon.Process, c configs) error {
 	p.Defer("scrap balancer", stopper(scraps.Stop))
 	ids := guid.NewClient(guids, guid.ClientOptions{Block: c.svc.IDBlock, MaxAge: c.svc.IDMaxAge})
 	p.Defer("guid client", stopper(ids.Close))
-	router := postdb.NewRouter(c.db, p.Log, p.Metrics)
+	router := mysql.NewRouter(c.db, p.Log, p.Metrics)
 	p.Defer("database router", router.Close)
-	queue := postqueue.NewEnqueuer(c.queue, p.Log)
+	queue := queue.NewEnqueuer(c.queue, p.Log)
 	p.Defer("queue", queue.Close)
 
 	srv, err := postsvc.New(c.svc, postsvc.Deps{
@@ -120,8 +120,8 @@ func (l redisLogger) Printf(_ context.Context, format string, args ...any) {
 
 // readerStore reads through the router's current reader (a healthy replica, else the primary,
 // else — while the primary is unreachable — the most advanced reachable replica) and maps
-// postdb's not-found to postsvc's.
-type readerStore struct{ r *postdb.Router }
+// post/mysql's not-found to postsvc's.
+type readerStore struct{ r *mysql.Router }
 
 // The concrete types main wires in satisfy the interfaces postsvc declares.
 var (
@@ -129,13 +129,13 @@ var (
 	_ postsvc.Primary        = primaryStore{}
 	_ postsvc.IDSource       = (*guid.Client)(nil)
 	_ postsvc.Previewer      = (*scrap.Client)(nil)
-	_ postsvc.Queue          = (*postqueue.Enqueuer)(nil)
-	_ postsvc.QueueEndpoints = (*postqueue.Enqueuer)(nil)
-	_ postsvc.DBEndpoints    = (*postdb.Router)(nil)
+	_ postsvc.Queue          = (*queue.Enqueuer)(nil)
+	_ postsvc.QueueEndpoints = (*queue.Enqueuer)(nil)
+	_ postsvc.DBEndpoints    = (*mysql.Router)(nil)
 )
 
 // primaryStore writes through the router's current primary (--write-mode=through).
-type primaryStore struct{ r *postdb.Router }
+type primaryStore struct{ r *mysql.Router }
 
 func (s primaryStore) Upsert(ctx context.Context, posts []post.Post) error {
 	st, err := s.r.Primary()
@@ -159,7 +159,7 @@ func (s readerStore) Get(ctx context.Context, postID uint64) (post.Post, error) 
 		return post.Post{}, err
 	}
 	p, err := st.Get(ctx, postID)
-	if errors.Is(err, postdb.ErrNotFound) {
+	if errors.Is(err, mysql.ErrNotFound) {
 		return post.Post{}, postsvc.ErrNotFound
 	}
 	return p, err

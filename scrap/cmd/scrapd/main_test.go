@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/daemontest"
-	"github.com/the-red/zkpost/internal/itest"
 	"github.com/the-red/zkpost/internal/launch"
+	"github.com/the-red/zkpost/internal/testenv/daemontest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 // TestScrapd runs the real binary on a real ZooKeeper: it registers its serverset node, serves a

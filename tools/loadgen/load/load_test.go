@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 // fakePostsvc acknowledges every post with a fresh id and answers every read.

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/headless"
-	"github.com/the-red/zkpost/internal/itest"
+	"github.com/the-red/zkpost/internal/testenv/headless"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 func serverSet(t *testing.T, addr string) []byte {

@@ -8,11 +8,11 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/daemontest"
-	"github.com/the-red/zkpost/internal/itest"
 	"github.com/the-red/zkpost/internal/launch"
-	"github.com/the-red/zkpost/internal/post"
-	"github.com/the-red/zkpost/internal/postqueue"
+	"github.com/the-red/zkpost/internal/testenv/daemontest"
+	"github.com/the-red/zkpost/internal/testenv/itest"
+	"github.com/the-red/zkpost/post"
+	postqueue "github.com/the-red/zkpost/post/queue"
 )
 
 // TestLifecycle: writebackd starts with ZooKeeper down (alive; not ready, since the database and

@@ -1,4 +1,0 @@
-package postqueue
-
-// CountAttached exposes countAttached to the external tests.
-var CountAttached = countAttached

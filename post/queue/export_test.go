@@ -1,0 +1,4 @@
+package queue
+
+// CountAttached exposes countAttached to the external tests.
+var CountAttached = countAttached
