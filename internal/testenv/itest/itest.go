@@ -18,46 +18,28 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/the-red/zkpost/internal/launch/servers"
 )
 
 // pollInterval is how often WaitFor and Eventually re-check their condition.
 const pollInterval = 20 * time.Millisecond
 
-// aptPackages names the Debian package that provides each binary we need.
-var aptPackages = map[string]string{
-	"java":               "zookeeper",
-	"zookeeper.jar":      "zookeeper",
-	"redis-server":       "redis-server",
-	"redis-cli":          "redis-tools",
-	"mariadbd":           "mariadb-server",
-	"mariadb-install-db": "mariadb-server",
-	"mariadb":            "mariadb-client",
-	"go":                 "golang-go",
-	"chromium":           "chromium",
-	"promtool":           "prometheus",
-	"prometheus":         "prometheus",
-}
-
-// extraBinDirs are searched after PATH: sbin directories are often missing
-// from a non-login PATH, and mariadbd lives in /usr/sbin.
-var extraBinDirs = []string{"/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"}
-
-// Require returns the absolute path of the executable name, looked up in PATH
-// and then in /usr/sbin, /usr/bin and /usr/local/bin. When it is missing the
-// test fails if CI is set and is skipped otherwise.
+// Require returns the absolute path of the executable name, looked up as
+// internal/launch/servers does (PATH, then the sbin and bin directories). When it is missing
+// the test fails if CI is set and is skipped otherwise.
 func Require(tb testing.TB, name string) string {
 	tb.Helper()
-	if p, err := lookPath(name); err == nil {
-		return p
+	p, err := servers.LookPath(name)
+	if err != nil {
+		requireInstalled(tb, err)
 	}
-	missing(tb, name)
-	return ""
+	return p
 }
 
 // SkipShort skips a slow test in -short mode, except when CI is set: CI runs every test, so no
@@ -69,40 +51,24 @@ func SkipShort(tb testing.TB, why string) {
 	}
 }
 
-// requireFile is Require for a non-executable file such as a jar.
-func requireFile(tb testing.TB, path string) string {
+// requireInstalled ends the test for err: for something not installed (*servers.ErrMissing)
+// Fatal in CI and Skip elsewhere, naming the package that provides it; for anything else Fatal.
+func requireInstalled(tb testing.TB, err error) {
 	tb.Helper()
-	if _, err := os.Stat(path); err != nil {
-		missing(tb, filepath.Base(path))
-	}
-	return path
-}
-
-func lookPath(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return filepath.Abs(p)
-	}
-	for _, dir := range extraBinDirs {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s: %w", name, exec.ErrNotFound)
-}
-
-// missing ends the test for a missing dependency: Fatal in CI, Skip elsewhere.
-func missing(tb testing.TB, name string) {
-	tb.Helper()
-	pkg := aptPackages[name]
-	if pkg == "" {
-		pkg = name
-	}
-	if os.Getenv("CI") != "" {
-		tb.Fatalf("%s not found and CI is set: install it (apt-get install -y %s); integration tests must not skip in CI", name, pkg)
+	var m *servers.ErrMissing
+	if !errors.As(err, &m) {
+		tb.Fatalf("preparing a server: %v", err)
 		return
 	}
-	tb.Skipf("%s not found; install it with: sudo apt-get install -y %s", name, pkg)
+	pkg := m.Package
+	if pkg == "" {
+		pkg = filepath.Base(m.Name)
+	}
+	if os.Getenv("CI") != "" {
+		tb.Fatalf("%s not found and CI is set: install it (apt-get install -y %s); integration tests must not skip in CI", m.Name, pkg)
+		return
+	}
+	tb.Skipf("%s not found; install it with: sudo apt-get install -y %s", m.Name, pkg)
 }
 
 // handedOut remembers ports FreePort returned, so parallel tests in one

@@ -7,9 +7,7 @@ import (
 	"hash/fnv"
 	"io"
 	"io/fs"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,14 +17,16 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql" // registers the "mysql" driver
+
+	"github.com/the-red/zkpost/internal/launch/servers"
 )
 
 const mariaDBReadyLimit = 60 * time.Second
 
 // Replication account created on every server; replicas connect with it.
 const (
-	ReplUser     = "repl"
-	ReplPassword = "repl"
+	ReplUser     = servers.ReplUser
+	ReplPassword = servers.ReplPassword
 )
 
 // MariaDB is a mariadbd server with binary logging and GTIDs on, so any
@@ -36,19 +36,16 @@ type MariaDB struct {
 	// ServerID is the server's server_id, unique within the test process.
 	ServerID int
 
-	socket  string
+	server  servers.MariaDB
 	primary *MariaDB // set on replicas
 }
 
-// innoDBSmall keeps InnoDB's memory and files small; the same sizes must be
-// used by mariadb-install-db and mariadbd.
-var innoDBSmall = []string{"--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M"}
-
 var lastServerID atomic.Int64
 
-// StartMariaDB starts a mariadbd in a fresh data directory (copied from a
-// template initialised once per machine and MariaDB version), creates the
-// root@127.0.0.1 and repl@% accounts, and waits until SELECT 1 over TCP works.
+// StartMariaDB starts a mariadbd as internal/launch/servers describes it, in a
+// fresh data directory (copied from a template initialised once per machine
+// and MariaDB version), waits until SELECT 1 works, and creates the
+// root@127.0.0.1 and repl@% accounts.
 func StartMariaDB(tb testing.TB) *MariaDB {
 	tb.Helper()
 	m := startMariaDB(tb)
@@ -58,110 +55,50 @@ func StartMariaDB(tb testing.TB) *MariaDB {
 
 func startMariaDB(tb testing.TB) *MariaDB {
 	tb.Helper()
-	bin := Require(tb, "mariadbd")
 	tmpl := mariaDBTemplate(tb)
 	m := &MariaDB{ServerID: int(lastServerID.Add(1))}
 	m.Process = startOnFreePort(tb, func(port int) (*Process, error) {
 		dir := tb.TempDir()
-		if err := copyDir(tmpl, filepath.Join(dir, "data")); err != nil {
+		m.server = servers.MariaDB{Dir: dir, Socket: servers.SocketPath(dir), Port: port,
+			ServerID: m.ServerID, InnoDB: servers.TestInnoDB}
+		if err := copyDir(tmpl, m.server.DataDir()); err != nil {
 			return nil, fmt.Errorf("copying MariaDB template datadir: %w", err)
 		}
-		m.socket = shortSocketPath(tb)
-		args := mariaDBArgs(dir, m.socket, port, m.ServerID)
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		ready := func() bool { return selectOne(addr) }
-		return newProcess("mariadb", port, dir, bin, args, ready, mariaDBReadyLimit), nil
+		if err := socketDir(tb, m.server); err != nil {
+			return nil, err
+		}
+		return serverProcess(tb, "mariadb", dir, port, m.server, mariaDBReadyLimit), nil
 	})
 	return m
 }
 
-func mariaDBArgs(dir, socket string, port, serverID int) []string {
-	args := []string{
-		"--no-defaults", // must come first
-		"--datadir=" + filepath.Join(dir, "data"),
-		"--socket=" + socket,
-		"--pid-file=" + filepath.Join(dir, "mariadbd.pid"),
-		"--tmpdir=" + dir,
-		"--port=" + strconv.Itoa(port),
-		"--bind-address=127.0.0.1",
-		"--user=root",
-		"--server-id=" + strconv.Itoa(serverID),
-		"--log-bin=mysql-bin",
-		"--relay-log=relay-bin", // not named after the host, so restarts find it
-		"--binlog-format=ROW",
-		"--gtid-strict-mode=ON",
-		"--skip-name-resolve",
-		"--innodb-flush-log-at-trx-commit=2", // survives SIGKILL; only an OS crash loses commits
-		"--slave-net-timeout=10",
-		"--character-set-server=utf8mb4",
-		"--collation-server=utf8mb4_unicode_ci",
+// socketDir creates the directory of the server's socket, removed when the test ends if it is
+// not in the server's own directory (a long temp dir puts it elsewhere: servers.SocketPath).
+func socketDir(tb testing.TB, m servers.MariaDB) error {
+	d := filepath.Dir(m.Socket)
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return fmt.Errorf("creating socket dir: %w", err)
 	}
-	return append(args, innoDBSmall...)
-}
-
-// shortSocketPath returns a socket path in a fresh directory short enough for
-// the 107-byte limit on unix socket paths, which tb.TempDir() paths (named
-// after the test) can exceed.
-func shortSocketPath(tb testing.TB) string {
-	tb.Helper()
-	base := os.TempDir()
-	if len(base) > 60 {
-		base = "/tmp"
-	}
-	d, err := os.MkdirTemp(base, "itmy")
-	if err != nil {
-		tb.Fatalf("creating socket dir: %v", err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(d) })
-	return filepath.Join(d, "mysqld.sock")
-}
-
-// createAccounts makes sure root may log in over TCP without a password and
-// that the replication account exists. It is not binlogged: a replica replays
-// the primary's binlog from the start, and with gtid_strict_mode its own
-// local GTIDs would conflict.
-func (m *MariaDB) createAccounts(tb testing.TB) {
-	tb.Helper()
-	db, err := sql.Open("mysql", "root@unix("+m.socket+")/")
-	if err != nil {
-		tb.Fatalf("opening MariaDB socket: %v", err)
-	}
-	defer db.Close()
-	stmts := []string{
-		"CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'",
-		"GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION",
-		fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY '%s'", ReplUser, ReplPassword),
-		fmt.Sprintf("GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '%s'@'%%'", ReplUser),
-	}
-	if err := execUnlogged(db, stmts...); err != nil {
-		tb.Fatalf("creating MariaDB accounts: %v", err)
-	}
-}
-
-// execUnlogged runs stmts on one connection with the binlog off.
-func execUnlogged(db *sql.DB, stmts ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("connecting: %w", err)
-	}
-	defer conn.Close()
-	for _, s := range append([]string{"SET SESSION sql_log_bin = 0"}, stmts...) {
-		if _, err := conn.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("%s: %w", s, err)
-		}
+	if d != m.Dir {
+		tb.Cleanup(func() { os.RemoveAll(d) })
 	}
 	return nil
 }
 
+// createAccounts makes sure root may log in over TCP without a password and
+// that the replication account exists.
+func (m *MariaDB) createAccounts(tb testing.TB) {
+	tb.Helper()
+	if err := m.server.CreateAccounts(context.Background()); err != nil {
+		tb.Fatalf("creating MariaDB accounts: %v", err)
+	}
+}
+
 // DSN returns a go-sql-driver/mysql data source name for root over TCP on
 // database db ("" for none).
-func (m *MariaDB) DSN(db string) string { return dsn(m.Addr(), db, 5*time.Second) }
-
-func dsn(addr, db string, dialTimeout time.Duration) string {
+func (m *MariaDB) DSN(db string) string {
 	return fmt.Sprintf("root@tcp(%s)/%s?parseTime=true&multiStatements=false&charset=utf8mb4"+
-		"&collation=utf8mb4_unicode_ci&timeout=%s&readTimeout=30s&writeTimeout=30s", addr, db, dialTimeout)
+		"&collation=utf8mb4_unicode_ci&timeout=5s&readTimeout=30s&writeTimeout=30s", m.Addr(), db)
 }
 
 // DB returns a handle on database db, closed when the test ends. On a
@@ -194,13 +131,9 @@ func (m *MariaDB) ensureDatabase(tb testing.TB, db string) {
 		})
 		return
 	}
-	if err := m.exec("CREATE DATABASE IF NOT EXISTS " + quoteIdent(db)); err != nil {
+	if err := m.exec("CREATE DATABASE IF NOT EXISTS " + servers.QuoteIdent(db)); err != nil {
 		tb.Fatalf("creating database %q: %v", db, err)
 	}
-}
-
-func quoteIdent(s string) string {
-	return "`" + strings.ReplaceAll(s, "`", "``") + "`"
 }
 
 // exec runs statements as root with no default database, on one connection.
@@ -235,19 +168,6 @@ func (m *MariaDB) queryRow(query string, args []any, dest ...any) error {
 	return nil
 }
 
-// selectOne is the readiness probe: a real SELECT 1 over TCP.
-func selectOne(addr string) bool {
-	db, err := sql.Open("mysql", dsn(addr, "", 500*time.Millisecond))
-	if err != nil {
-		return false
-	}
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	var one int
-	return db.QueryRowContext(ctx, "SELECT 1").Scan(&one) == nil && one == 1
-}
-
 func pingCtx(db *sql.DB) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -256,7 +176,8 @@ func pingCtx(db *sql.DB) error {
 
 // The template data directory, initialised once per test process (or found
 // ready from an earlier one) and copied for every server: copying is
-// cheaper than mariadb-install-db and needs no lock between processes.
+// cheaper than mariadb-install-db, and servers.Install needs no lock between
+// processes.
 var mariaTemplate struct {
 	once sync.Once
 	dir  string
@@ -265,48 +186,16 @@ var mariaTemplate struct {
 
 func mariaDBTemplate(tb testing.TB) string {
 	tb.Helper()
-	install := Require(tb, "mariadb-install-db")
 	server := Require(tb, "mariadbd")
+	Require(tb, "mariadb-install-db")
 	mariaTemplate.once.Do(func() {
-		mariaTemplate.dir, mariaTemplate.err = ensureTemplate(install, server)
+		mariaTemplate.dir = filepath.Join(os.TempDir(), fmt.Sprintf("itest-mariadb-%d-%s", os.Getuid(), templateKey(server)))
+		mariaTemplate.err = servers.Install(context.Background(), servers.TestInnoDB, mariaTemplate.dir)
 	})
 	if mariaTemplate.err != nil {
 		tb.Fatalf("initialising MariaDB template datadir: %v", mariaTemplate.err)
 	}
 	return mariaTemplate.dir
-}
-
-func installArgs(datadir string) []string {
-	args := []string{"--no-defaults", "--datadir=" + datadir, "--auth-root-authentication-method=normal",
-		"--skip-test-db", "--user=root"}
-	return append(args, innoDBSmall...)
-}
-
-// ensureTemplate returns the template datadir for this mariadbd binary,
-// creating it if needed. It is built beside its final name and renamed into
-// place, so a half-written template is never used.
-func ensureTemplate(install, server string) (string, error) {
-	final := filepath.Join(os.TempDir(), fmt.Sprintf("itest-mariadb-%d-%s", os.Getuid(), templateKey(server)))
-	if _, err := os.Stat(filepath.Join(final, "mysql")); err == nil {
-		return final, nil
-	}
-	work, err := os.MkdirTemp(os.TempDir(), filepath.Base(final)+".tmp")
-	if err != nil {
-		return "", fmt.Errorf("creating work dir: %w", err)
-	}
-	defer os.RemoveAll(work)
-	data := filepath.Join(work, "data")
-	out, err := exec.Command(install, installArgs(data)...).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("mariadb-install-db: %w\n%s", err, out)
-	}
-	if err := os.Rename(data, final); err != nil {
-		if _, statErr := os.Stat(filepath.Join(final, "mysql")); statErr == nil {
-			return final, nil // another test process won the race
-		}
-		return "", fmt.Errorf("moving template into place: %w", err)
-	}
-	return final, nil
 }
 
 // templateKey identifies the server binary and install options, so an
@@ -316,7 +205,7 @@ func templateKey(server string) string {
 	if fi, err := os.Stat(server); err == nil {
 		fmt.Fprintf(h, "%s %d %d ", server, fi.Size(), fi.ModTime().UnixNano())
 	}
-	fmt.Fprint(h, strings.Join(installArgs(""), " "))
+	fmt.Fprint(h, strings.Join(servers.InstallArgs("", servers.TestInnoDB), " "))
 	return strconv.FormatUint(h.Sum64(), 36)
 }
 

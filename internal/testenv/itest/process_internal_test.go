@@ -2,15 +2,15 @@ package itest
 
 import (
 	"net"
-	"strconv"
 	"testing"
+
+	"github.com/the-red/zkpost/internal/launch/servers"
 )
 
 // A server whose port was taken between FreePort and its bind is started
 // again on another port.
 func TestStartOnFreePortRetriesTakenPort(t *testing.T) {
 	t.Parallel()
-	bin := Require(t, "redis-server")
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -24,15 +24,10 @@ func TestStartOnFreePortRetriesTakenPort(t *testing.T) {
 		if attempts == 1 {
 			port = takenPort
 		}
-		dir := t.TempDir()
-		args, err := redisArgs(dir, port, RedisOptions{})
-		if err != nil {
-			return nil, err
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		return newProcess("redis", port, dir, bin, args, func() bool { return redisPong(addr) }, redisReadyLimit), nil
+		r := servers.Redis{Dir: t.TempDir(), Port: port}
+		return serverProcess(t, "redis", r.Dir, port, r, redisReadyLimit), nil
 	})
-	if attempts != 2 || p.Port == takenPort || !redisPong(p.Addr()) {
+	if attempts != 2 || p.Port == takenPort || !servers.Pong(p.Addr()) {
 		t.Fatalf("got %d attempts, port %d (taken %d), want a second attempt on a free port", attempts, p.Port, takenPort)
 	}
 }

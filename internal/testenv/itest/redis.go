@@ -1,15 +1,12 @@
 package itest
 
 import (
-	"bufio"
-	"fmt"
-	"net"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/the-red/zkpost/internal/launch/servers"
 )
 
 const redisReadyLimit = 15 * time.Second
@@ -26,47 +23,17 @@ type RedisOptions struct {
 	ReplicaOf string
 }
 
-// StartRedis starts redis-server on a free port of 127.0.0.1 with its
-// directory in a temp dir and waits until it answers PING.
+// StartRedis starts redis-server as internal/launch/servers describes it, on a free port of
+// 127.0.0.1 with its directory in a temp dir, and waits until it answers PING.
 func StartRedis(tb testing.TB, opts RedisOptions) *Redis {
 	tb.Helper()
-	bin := Require(tb, "redis-server")
 	return &Redis{startOnFreePort(tb, func(port int) (*Process, error) {
-		dir := tb.TempDir()
-		args, err := redisArgs(dir, port, opts)
-		if err != nil {
+		r := servers.Redis{Dir: tb.TempDir(), Port: port, AOF: opts.AOF, ReplicaOf: opts.ReplicaOf}
+		if _, err := r.Args(); err != nil {
 			return nil, err
 		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		ready := func() bool { return redisPong(addr) }
-		return newProcess("redis", port, dir, bin, args, ready, redisReadyLimit), nil
+		return serverProcess(tb, "redis", r.Dir, port, r, redisReadyLimit), nil
 	})}
-}
-
-func redisArgs(dir string, port int, opts RedisOptions) ([]string, error) {
-	args := []string{
-		"--port", strconv.Itoa(port),
-		"--bind", "127.0.0.1",
-		"--dir", dir,
-		"--daemonize", "no",
-		"--protected-mode", "no",
-		"--logfile", "", // stdout, which is our log file
-		// A replica's first sync would otherwise wait 5s for more replicas.
-		"--repl-diskless-sync-delay", "0",
-	}
-	if opts.AOF {
-		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
-		args = append(args, "--save", "", "--appendonly", "no")
-	}
-	if opts.ReplicaOf != "" {
-		host, rport, err := net.SplitHostPort(opts.ReplicaOf)
-		if err != nil {
-			return nil, fmt.Errorf("ReplicaOf %q: %w", opts.ReplicaOf, err)
-		}
-		args = append(args, "--replicaof", host, rport)
-	}
-	return args, nil
 }
 
 // Client returns a go-redis client for this server, closed when the test ends.
@@ -82,19 +49,4 @@ func (r *Redis) Client(tb testing.TB) *redis.Client {
 	})
 	tb.Cleanup(func() { c.Close() })
 	return c
-}
-
-// redisPong reports whether the server at addr answers PING with PONG.
-func redisPong(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && strings.TrimSpace(line) == "+PONG"
 }

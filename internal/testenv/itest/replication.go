@@ -14,19 +14,15 @@ const (
 	gtidWaitLimit = 20 * time.Second
 )
 
-// StartMariaDBReplica starts a MariaDB replicating from primary by GTID
-// (MASTER_USE_GTID=slave_pos, as ReplUser), and waits until both replication
-// threads run and it has caught up with the primary. It is not read_only:
-// root would bypass that anyway.
+// StartMariaDBReplica starts a MariaDB replicating from primary as
+// internal/launch/servers sets replication up (by GTID, as ReplUser), and waits
+// until both replication threads run and it has caught up with the primary.
 func StartMariaDBReplica(tb testing.TB, primary *MariaDB) *MariaDB {
 	tb.Helper()
 	m := startMariaDB(tb)
 	m.primary = primary
 	m.createAccounts(tb)
-	change := fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='%s', "+
-		"MASTER_PASSWORD='%s', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1",
-		primary.Port, ReplUser, ReplPassword)
-	if err := m.exec(change, "START SLAVE"); err != nil {
+	if err := m.server.Replicate(context.Background(), primary.Addr()); err != nil {
 		tb.Fatalf("setting up replication from %s: %v", primary.Addr(), err)
 	}
 	WaitFor(tb, replicationLimit, "replication threads on "+m.Addr(), func() bool {

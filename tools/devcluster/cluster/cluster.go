@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/the-red/zkpost/internal/launch/servers"
 )
 
 // Cluster is a running (or startable) topology supervised by this process.
@@ -48,12 +50,11 @@ func New(cfg Config) (*Cluster, error) {
 	kept := c.nodes[:0]
 	for _, p := range c.nodes {
 		s, err := c.spec(p.node)
-		var m *ErrMissing
 		switch {
 		case err == nil:
 			p.spec = s
 			kept = append(kept, p)
-		case errors.As(err, &m) && p.node.Optional:
+		case servers.IsMissing(err) && p.node.Optional:
 			cfg.Log.Info("optional node left out", "node", p.node.Name, "reason", err)
 			delete(c.byName, p.node.Name)
 		default:

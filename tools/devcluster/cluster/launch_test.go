@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/internal/launch"
+	"github.com/the-red/zkpost/internal/launch/servers"
+	"github.com/the-red/zkpost/internal/testenv/itest"
 )
 
 // TestDaemonsStartAsLaunchDescribes: every daemon node is one of internal/launch's programs,
@@ -45,4 +47,49 @@ func TestDaemonsStartAsLaunchDescribes(t *testing.T) {
 			t.Errorf("node %s args: got %q, want %q", n.Name, s.args, want)
 		}
 	}
+}
+
+// TestServersStartAsServersDescribes: ZooKeeper, the Redis servers and the MariaDB servers are
+// started with internal/launch/servers' command lines: the queue with AOF, each replica following
+// its primary, the MariaDB replica with its own server id.
+func TestServersStartAsServersDescribes(t *testing.T) {
+	for _, exe := range []string{"java", "redis-server", "mariadbd", "mariadb-install-db"} {
+		itest.Require(t, exe)
+	}
+	c := &Cluster{cfg: Config{Dir: t.TempDir(), PortOffset: 30000}, byName: map[string]*proc{}}
+	want := map[string]interface {
+		Command() (servers.Command, error)
+	}{
+		"zookeeper": servers.ZooKeeper{Dir: c.dataDir("zookeeper"), Port: 32181, Tick: zkTick, LongLived: true},
+		"redis2":    servers.Redis{Dir: c.dataDir("redis2"), Port: 46381},
+		"queue-replica": servers.Redis{Dir: c.dataDir("queue-replica"), Port: 46383, AOF: true,
+			ReplicaOf: "127.0.0.1:46379"},
+		"mariadb-replica": servers.MariaDB{Dir: c.dataDir("mariadb-replica"), Port: 43307, ServerID: 2,
+			Socket: servers.SocketPath(c.dataDir("mariadb-replica")), InnoDB: servers.ClusterInnoDB},
+	}
+	for name, desc := range want {
+		n, ok := nodeNamed(name)
+		if !ok {
+			t.Fatalf("no node %s in the topology", name)
+		}
+		s, err := c.spec(n)
+		if err != nil {
+			t.Fatalf("spec(%s): %v", name, err)
+		}
+		cmd, err := desc.Command()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.bin != cmd.Bin || !slices.Equal(s.args, cmd.Args) {
+			t.Errorf("node %s: got %s %q, want %s %q", name, s.bin, s.args, cmd.Bin, cmd.Args)
+		}
+	}
+}
+
+func nodeNamed(name string) (Node, bool) {
+	i := slices.IndexFunc(Topology, func(n Node) bool { return n.Name == name })
+	if i < 0 {
+		return Node{}, false
+	}
+	return Topology[i], true
 }

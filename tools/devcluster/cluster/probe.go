@@ -1,11 +1,8 @@
 package cluster
 
 import (
-	"bufio"
 	"context"
-	"net"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -25,19 +22,4 @@ func httpOK(ctx context.Context, url string) bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
-}
-
-// redisPong reports whether the Redis at addr answers PING.
-func redisPong(addr string) bool {
-	conn, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-		return false
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	return err == nil && strings.TrimSpace(line) == "+PONG"
 }

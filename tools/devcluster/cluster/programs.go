@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/the-red/zkpost/internal/launch"
+	"github.com/the-red/zkpost/internal/launch/servers"
 )
 
 // spec is how to run one node: its command and the hooks around its start.
@@ -24,46 +23,15 @@ type spec struct {
 	setup func(ctx context.Context) error
 }
 
-// Executables of the machine's servers, looked up in PATH and then the sbin directories, which a
-// non-login PATH often lacks (mariadbd lives in /usr/sbin).
-var extraBinDirs = []string{"/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"}
-
-// aptPackages names the Debian package providing each executable we run.
-var aptPackages = map[string]string{
-	"java": "zookeeper", "redis-server": "redis-server", "mariadbd": "mariadb-server",
-	"mariadb-install-db": "mariadb-server", "prometheus": "prometheus",
-	"prometheus-redis-exporter": "prometheus-redis-exporter", "prometheus-mysqld-exporter": "prometheus-mysqld-exporter",
-	"prometheus-node-exporter": "prometheus-node-exporter",
-}
-
-// ErrMissing reports an executable that is not installed.
-type ErrMissing struct{ Name, Package string }
-
-func (e *ErrMissing) Error() string {
-	if e.Package != "" {
-		return fmt.Sprintf("%s not found; install it with: sudo apt-get install -y %s", e.Name, e.Package)
-	}
-	return fmt.Sprintf("%s not found; build our binaries first (go build -o bin/ ./...)", e.Name)
-}
-
-func lookPath(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return filepath.Abs(p)
-	}
-	for _, dir := range extraBinDirs {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", &ErrMissing{Name: name, Package: aptPackages[name]}
-}
+// lookPath finds one of the machine's executables as internal/launch/servers does; a missing
+// one is a *servers.ErrMissing naming its Debian package.
+func lookPath(name string) (string, error) { return servers.LookPath(name) }
 
 // ourBin returns the path of one of our binaries in BinDir.
 func (c *Cluster) ourBin(name string) (string, error) {
 	p := filepath.Join(c.cfg.BinDir, name)
 	if fi, err := os.Stat(p); err != nil || fi.IsDir() {
-		return "", &ErrMissing{Name: p}
+		return "", fmt.Errorf("%w; build our binaries first (make build)", &servers.ErrMissing{Name: p})
 	}
 	return p, nil
 }
@@ -89,31 +57,21 @@ func (c *Cluster) spec(n Node) (spec, error) {
 	return spec{}, fmt.Errorf("node %s: unknown program %q", n.Name, n.Program)
 }
 
+// redisSpec starts a Redis as internal/launch/servers describes it: the queue's with AOF, a
+// replica following its Of.
 func (c *Cluster) redisSpec(n Node) (spec, error) {
-	bin, err := lookPath("redis-server")
+	r := servers.Redis{Dir: c.dataDir(n.Name), Port: c.port(n.Name), AOF: n.Program == ProgRedisQueue}
+	if n.Of != "" {
+		r.ReplicaOf = c.addr(n.Of)
+	}
+	cmd, err := r.Command()
 	if err != nil {
 		return spec{}, err
 	}
-	dir := c.dataDir(n.Name)
-	args := []string{
-		"--port", strconv.Itoa(c.port(n.Name)), "--bind", "127.0.0.1", "--dir", dir,
-		"--daemonize", "no", "--protected-mode", "no", "--logfile", "",
-		"--repl-diskless-sync-delay", "0",
-	}
-	if n.Program == ProgRedisQueue {
-		// A post is acknowledged once its job is in the queue: fsync every write (docs/failure-semantics.md §1).
-		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
-		args = append(args, "--save", "", "--appendonly", "no")
-	}
-	if n.Of != "" {
-		args = append(args, "--replicaof", "127.0.0.1", strconv.Itoa(c.port(n.Of)))
-	}
-	addr := c.addr(n.Name)
 	return spec{
-		bin: bin, args: args,
-		prepare: func(context.Context) error { return ensureDir(dir) },
-		ready:   func(context.Context) bool { return redisPong(addr) },
+		bin: cmd.Bin, args: cmd.Args,
+		prepare: func(context.Context) error { return r.Prepare() },
+		ready:   r.Ready,
 	}, nil
 }
 
