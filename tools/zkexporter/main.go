@@ -8,45 +8,35 @@
 //     R/<service>/nodes while that exporter answers HTTP.
 //
 // So Prometheus discovers every exporter from ZooKeeper, like the daemons, with no static target.
+// Its life cycle is internal/daemon's.
 package main
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/flagenv"
+	"github.com/the-red/zkpost/internal/daemon"
 	"github.com/the-red/zkpost/internal/httpapi"
-	"github.com/the-red/zkpost/internal/logging"
-	"github.com/the-red/zkpost/internal/metrics"
 )
 
 const binary = "zkexporter"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", binary, err)
-		os.Exit(1)
-	}
-}
+// drainLimit bounds the HTTP server's drain on shutdown: a scrape in flight reads mntr within
+// --mntr-timeout per server.
+const drainLimit = 5 * time.Second
+
+func main() { daemon.Main(binary, run) }
 
 // config holds zkexporter's own flags.
 type config struct {
@@ -66,98 +56,101 @@ func (c *config) registerFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.timeout, "mntr-timeout", 2*time.Second, "how long one server's mntr may take")
 }
 
+// run is zkexporter's life cycle, internal/daemon's: on shutdown the announced exporters are
+// withdrawn first, then zkexporter's own node, then the HTTP server drains.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := flag.NewFlagSet(binary, flag.ContinueOnError)
-	var (
-		zkCfg  discovery.Config
-		logCfg logging.Config
-		cfg    config
-	)
-	zkCfg.RegisterFlags(fs)
-	logCfg.RegisterFlags(fs)
-	cfg.registerFlags(fs)
-	if err := flagenv.Parse(fs, binary, args, getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
+	var cfg config
+	spec := daemon.Spec{Name: binary, Flags: cfg.registerFlags}
+	return daemon.Run(ctx, spec, args, getenv, stdout, func(ctx context.Context, p *daemon.Process) error {
+		targets, err := parseTargets(cfg.announce)
+		if err != nil {
+			return err
 		}
-		return err
-	}
-	log, err := logging.New(stdout, logCfg, binary)
-	if err != nil {
-		return err
-	}
-	log.Info("config", flagenv.Describe(fs)...)
-	targets, err := parseTargets(cfg.announce)
-	if err != nil {
-		return err
-	}
-	servers := zkCfg.ServerList()
-	if cfg.mntr != "" {
-		servers = discovery.Config{Servers: cfg.mntr}.ServerList()
-	}
-	ln, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", cfg.listen, err)
-	}
-	adv, err := discovery.AdvertiseAddr(cfg.advertise, ln.Addr())
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	conn, err := discovery.Dial(zkCfg, log)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	defer conn.Close()
-	reg := metrics.NewRegistry()
-	if err := conn.RegisterMetrics(reg); err != nil {
-		ln.Close()
-		return err
-	}
-	var d net.Dialer
-	reg.MustRegister(&mntrCollector{servers: servers, timeout: cfg.timeout, dial: func(ctx context.Context, addr string) (net.Conn, error) {
-		return d.DialContext(ctx, "tcp", addr)
-	}})
-	log.Info("listening", "addr", ln.Addr().String())
-	return serve(ctx, ln, adv, conn, zkCfg.Root, reg, targets, cfg.interval, log)
+		srv, err := listen(cfg.listen, p.Metrics)
+		if err != nil {
+			return err
+		}
+		adv, err := discovery.AdvertiseAddr(cfg.advertise, srv.ln.Addr())
+		if err != nil {
+			srv.ln.Close()
+			return err
+		}
+		p.Metrics.MustRegister(newMntrCollector(mntrServers(cfg, p.ZK), cfg.timeout))
+		announce(p, targets, cfg.interval)
+		if _, err := p.Register("zookeeper_exporter", adv); err != nil {
+			srv.ln.Close()
+			return err
+		}
+		p.Log.Info("listening", "addr", srv.ln.Addr().String(), "advertise", adv)
+		return p.Serve(ctx, srv, drainLimit)
+	})
 }
 
-// serve registers and announces, serves HTTP until ctx ends, then deregisters everything before
-// the HTTP server stops.
-func serve(ctx context.Context, ln net.Listener, adv string, conn *discovery.Conn, root string,
-	reg *prometheus.Registry, targets []target, interval time.Duration, log *slog.Logger) error {
-	layout := discovery.Layout{Root: root}
-	data, err := discovery.NewServerSet(adv, 0)
-	if err != nil {
-		ln.Close()
-		return err
+// mntrServers are the ZooKeeper servers whose mntr is exported: --mntr, or else --zk.
+func mntrServers(cfg config, zk discovery.Config) []string {
+	if cfg.mntr != "" {
+		return discovery.Config{Servers: cfg.mntr}.ServerList()
 	}
-	self := conn.Register(layout.Nodes("zookeeper_exporter"), adv, data)
-	srv := &http.Server{Handler: routes(reg), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	return zk.ServerList()
+}
+
+func newMntrCollector(servers []string, timeout time.Duration) *mntrCollector {
+	var d net.Dialer
+	return &mntrCollector{servers: servers, timeout: timeout, dial: func(ctx context.Context, addr string) (net.Conn, error) {
+		return d.DialContext(ctx, "tcp", addr)
+	}}
+}
+
+// announce keeps a node for each target while it answers, until the first shutdown step
+// withdraws them all.
+func announce(p *daemon.Process, targets []target, interval time.Duration) {
+	actx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	client := &http.Client{Timeout: interval}
 	for _, t := range targets {
-		a := &announcer{t: t, conn: conn, layout: layout, client: client, interval: interval, log: log}
-		wg.Go(func() { a.run(ctx) })
+		a := &announcer{t: t, conn: p.Conn, layout: p.Layout, client: client, interval: interval, log: p.Log}
+		wg.Go(func() { a.run(actx) })
 	}
+	p.Deregister("announced exporters", func() error {
+		stop()
+		wg.Wait() // each announcer withdraws its node as actx ends
+		return nil
+	})
+}
+
+// server is zkexporter's HTTP server as internal/daemon drives it.
+type server struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+var _ daemon.Drainer = (*server)(nil)
+
+func listen(addr string, reg *prometheus.Registry) (*server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	return &server{ln: ln, srv: &http.Server{Handler: routes(reg), ReadHeaderTimeout: 10 * time.Second}}, nil
+}
+
+// Run serves until ctx ends; the drain is Shutdown's.
+func (s *server) Run(ctx context.Context) error {
+	served := make(chan error, 1)
+	go func() { served <- s.srv.Serve(s.ln) }()
 	select {
 	case <-ctx.Done():
+		return nil
 	case err := <-served:
 		return fmt.Errorf("serving HTTP: %w", err)
 	}
-	wg.Wait() // announcers withdraw their nodes as ctx ends
-	if err := self.Close(); err != nil {
-		log.Warn("zk deregister failed", "err", err)
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+}
+
+// Shutdown stops accepting and waits for the scrapes in flight until ctx ends.
+func (s *server) Shutdown(ctx context.Context) error {
+	if err := s.srv.Shutdown(ctx); err != nil {
 		return fmt.Errorf("stopping HTTP server: %w", err)
 	}
-	log.Info("stopped")
 	return nil
 }
 
