@@ -198,17 +198,17 @@ func BenchmarkStack(b *testing.B) {
 			if withURL {
 				body = fmt.Appendf(nil, `{"user_id":%d,"contents":"benchmark post","url":"%s/%d"}`, 1+i%1000, site.URL, i%50)
 			}
-			return postJSON(s.base(int(i))+"/api/v1/posts", body, 201)
+			return postJSON(s.Base(int(i))+"/api/v1/posts", body, 201)
 		}
 	}
 	b.Run("write", func(b *testing.B) { runParallel(b, write(false)) })
 	b.Run("write_url", func(b *testing.B) { runParallel(b, write(true)) })
 	b.Run("list_warm", func(b *testing.B) {
 		for u := range 100 {
-			get(fmt.Sprintf("%s/api/v1/posts/%d?limit=10", s.base(u), u+1))
+			get(fmt.Sprintf("%s/api/v1/posts/%d?limit=10", s.Base(u), u+1))
 		}
 		runParallel(b, func(i int64) bool {
-			return get(fmt.Sprintf("%s/api/v1/posts/%d?limit=10", s.base(int(i)), 1+i%100))
+			return get(fmt.Sprintf("%s/api/v1/posts/%d?limit=10", s.Base(int(i)), 1+i%100))
 		})
 	})
 }

@@ -321,13 +321,17 @@ type apiResp struct {
 	body   []byte
 }
 
+// baseURL is the base URL of the instance do() talks to.
+func (h *harness) baseURL() string {
+	if h.via > 0 {
+		return "http://" + h.peers[h.via-1].Addr().String()
+	}
+	return h.base
+}
+
 func (h *harness) do(method, path string, body string) apiResp {
 	h.t.Helper()
-	base := h.base
-	if h.via > 0 {
-		base = "http://" + h.peers[h.via-1].Addr().String()
-	}
-	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, h.baseURL()+path, strings.NewReader(body))
 	if err != nil {
 		h.t.Fatalf("request: %v", err)
 	}
@@ -358,13 +362,12 @@ func (h *harness) write(uid uint64, contents, link string) post.Post {
 	return p
 }
 
-// pageResp is one timeline page (stacktest's, which every stack test reads).
+// pageResp is one timeline page, read with stacktest's timeline client like every stack test's.
 type pageResp = stacktest.Page
 
 func (h *harness) page(uid, f uint64, limit int) pageResp {
 	h.t.Helper()
-	r := h.do("GET", stacktest.PagePath(uid, f, limit), "")
-	p, err := stacktest.DecodePage(r.status, r.body)
+	p, err := stacktest.Client{HTTP: h.hc, Base: h.baseURL()}.Page(uid, f, limit)
 	if err != nil {
 		h.t.Fatalf("page(%d, f=%d): %v", uid, f, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/the-red/zkpost/discovery"
 	"github.com/the-red/zkpost/internal/testenv/headless"
 	"github.com/the-red/zkpost/internal/testenv/itest"
+	"github.com/the-red/zkpost/internal/testenv/stacktest"
 	"github.com/the-red/zkpost/post"
 )
 
@@ -18,15 +19,15 @@ import (
 // postsvcd in these tests; the target is ~100 ms, and a loaded test machine gets slack.
 const streamDelivery = 5 * time.Second
 
-func (s *stack) stream(i int, uid uint64, lastEventID string) *itest.SSE {
-	s.t.Helper()
+func stream(t *testing.T, s *stacktest.Stack, i int, uid uint64, lastEventID string) *itest.SSE {
+	t.Helper()
 	hdr := http.Header{}
 	if lastEventID != "" {
 		hdr.Set("Last-Event-ID", lastEventID)
 	}
-	st := itest.OpenSSE(s.t, fmt.Sprintf("%s/api/v1/posts/%d/stream", s.base(i), uid), hdr)
+	st := itest.OpenSSE(t, fmt.Sprintf("%s/api/v1/posts/%d/stream", s.Base(i), uid), hdr)
 	if st.Status != 200 {
-		s.t.Fatalf("stream of user %d on postsvcd %d: got %d %s, want 200", uid, i, st.Status, st.Body)
+		t.Fatalf("stream of user %d on postsvcd %d: got %d %s, want 200", uid, i, st.Status, st.Body)
 	}
 	return st
 }
@@ -34,18 +35,18 @@ func (s *stack) stream(i int, uid uint64, lastEventID string) *itest.SSE {
 // writeAcked writes through postsvcd i until it is acknowledged: a 503 (no id while a loaded
 // machine stalls ZooKeeper and guidd suspends its lease, or the queue is slow) saved nothing, and
 // the stream is only concerned with acknowledged posts.
-func writeAcked(t *testing.T, s *stack, i int, uid uint64, contents string) post.Post {
+func writeAcked(t *testing.T, s *stacktest.Stack, i int, uid uint64, contents string) post.Post {
 	t.Helper()
 	return writeLinkAcked(t, s, i, uid, contents, "")
 }
 
-func writeLinkAcked(t *testing.T, s *stack, i int, uid uint64, contents, link string) post.Post {
+func writeLinkAcked(t *testing.T, s *stacktest.Stack, i int, uid uint64, contents, link string) post.Post {
 	t.Helper()
 	var p post.Post
 	var code int
 	var err error
 	ok := itest.Eventually(30*time.Second, func() bool {
-		p, code, err = s.write(i, uid, contents, link)
+		p, code, err = s.Write(i, uid, contents, link)
 		return err == nil && code == 201
 	})
 	if !ok {
@@ -84,7 +85,7 @@ func TestStreamAcrossInstances(t *testing.T) {
 	itest.SkipShort(t, "full stack: skipped with -short")
 	s := newStack(t)
 	const uid = 4242
-	a, b := s.stream(0, uid, ""), s.stream(1, uid, "")
+	a, b := stream(t, s, 0, uid, ""), stream(t, s, 1, uid, "")
 
 	p := writeAcked(t, s, 0, uid, "to both")
 	expect(t, a, "same postsvcd", p.ID)
@@ -93,7 +94,7 @@ func TestStreamAcrossInstances(t *testing.T) {
 	b.Close()
 	missed := []uint64{writeAcked(t, s, 0, uid, "missed 1").ID, writeAcked(t, s, 1, uid, "missed 2").ID}
 	expect(t, a, "stream kept open", missed...)
-	b = s.stream(1, uid, strconv.FormatUint(p.ID, 10))
+	b = stream(t, s, 1, uid, strconv.FormatUint(p.ID, 10))
 	expect(t, b, "resumed on the other postsvcd", missed...)
 
 	demoFollowsStream(t, s)
@@ -101,11 +102,9 @@ func TestStreamAcrossInstances(t *testing.T) {
 	names := []string{"redis1", "redis2", "redis3"}
 	owner, _ := discovery.NewRing(names).Locate("pl:" + strconv.Itoa(uid))
 	dead := slices.Index(names, owner)
-	s.shards[dead].Kill()
-	setNode(t, s.conn, s.cacheNode(dead), []byte(`{"status":"DOWN","epoch":1}`))
-	for via := range s.addrs {
-		itest.WaitFor(t, 20*time.Second, "ring of 2 in every postsvcd", func() bool { return s.ringMembers(via) == "2" })
-	}
+	s.Shards[dead].Kill()
+	s.SetNode(t, s.CacheNode(dead), []byte(`{"status":"DOWN","epoch":1}`))
+	s.WaitRing(t, 2)
 	after := []uint64{writeAcked(t, s, 1, uid, "after failover 1").ID, writeAcked(t, s, 0, uid, "after failover 2").ID}
 	expect(t, a, "postsvcd 0 after the shard failover", after...)
 	expect(t, b, "postsvcd 1 after the shard failover", after...)
@@ -114,11 +113,11 @@ func TestStreamAcrossInstances(t *testing.T) {
 // demoFollowsStream opens the demo page of a user on postsvcd 0 in headless Chromium, types into
 // the form, writes a post through the API of postsvcd 1, and sees it on the page without a
 // reload: the typed text and a marker set on the page's window are still there.
-func demoFollowsStream(t *testing.T, s *stack) {
+func demoFollowsStream(t *testing.T, s *stacktest.Stack) {
 	b := headless.Start(t)
 	const uid = 4343
 	writeAcked(t, s, 1, uid, "already there")
-	b.Navigate(s.base(0) + "/demo?user_id=" + strconv.Itoa(uid))
+	b.Navigate(s.Base(0) + "/demo?user_id=" + strconv.Itoa(uid))
 	if err := b.Eval(`window.notReloaded = true; document.querySelector("textarea").value = "half-typed"; true`, nil); err != nil {
 		t.Fatal(err)
 	}

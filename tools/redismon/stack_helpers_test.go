@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"path"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,15 +18,15 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/the-red/zkpost/discovery"
-	"github.com/the-red/zkpost/internal/testenv/daemontest"
+	"github.com/the-red/zkpost/internal/launch"
 	"github.com/the-red/zkpost/internal/testenv/itest"
 	"github.com/the-red/zkpost/internal/testenv/stacktest"
 	"github.com/the-red/zkpost/post"
 )
 
-// The whole system as real processes, for the stale-read test: ZooKeeper, three cache shards
-// (the first with AOF, so its keys survive kill -9), the queue Redis (AOF), a MariaDB primary,
-// guidd, writebackd, two postsvcd and the redismon binary.
+// The whole system as real processes, for the stale-read test: stacktest's stack with the first
+// cache shard on AOF (so its keys survive kill -9), and on it the redismon binary, guidd,
+// writebackd and two postsvcd.
 
 const (
 	staleRoot      = "/redismon_stale_read"
@@ -36,72 +34,28 @@ const (
 )
 
 type staleStack struct {
-	zk      *itest.ZooKeeper
-	conn    *discovery.Conn
-	r       *rig // the redismon tests' ZooKeeper helpers, on this stack's root
-	layout  discovery.Layout
-	names   []string // shard names, redis1 (AOF) first
-	shards  []*itest.Redis
-	nodes   []string // cache node names
-	queue   *itest.Redis
-	db      *sql.DB
-	posts   []string       // postsvcd base URLs
+	*stacktest.Stack
+	r       *rig           // the redismon tests' ZooKeeper helpers, on this stack's root
 	monitor *itest.Process // redismon
-	hc      *http.Client
-
-	ackedMu sync.Mutex
-	acked   map[uint64][]uint64 // user → acknowledged post ids
 }
 
 func newStaleStack(t *testing.T) *staleStack {
 	t.Helper()
-	s := &staleStack{layout: discovery.Layout{Root: staleRoot}, hc: &http.Client{Timeout: 10 * time.Second},
-		acked: map[uint64][]uint64{}}
-	s.zk = itest.StartZooKeeper(t)
-	for i := range 3 {
-		s.names = append(s.names, fmt.Sprintf("redis%d", i+1))
-		s.shards = append(s.shards, itest.StartRedis(t, itest.RedisOptions{AOF: i == 0}))
+	s := &staleStack{Stack: stacktest.Start(t, stacktest.Options{Root: staleRoot, Namespace: staleNamespace, DurableShard: true})}
+	s.r = &rig{zk: s.ZK, conn: s.Conn.ZK(), layout: s.Layout}
+	var base string
+	s.monitor, base = s.StartDaemon(t, launch.Redismon, "redismon", true, "--probe-interval", "100ms",
+		"--probe-timeout", "250ms", "--fail-threshold", "3", "--rise-threshold", "2", "--log-level", "debug")
+	// launch waits for /healthz, which a standby answers too: the only redismon must lead.
+	itest.WaitFor(t, 40*time.Second, "redismon leading", func() bool { return s.Status(base+"/readyz") == http.StatusOK })
+	s.StartDaemon(t, launch.Guidd, "guidd", true)
+	s.StartWritebackd(t)
+	for range 2 {
+		s.StartPostsvcd(t, true, "--coverage-settle", "2s")
 	}
-	s.queue = itest.StartRedis(t, itest.RedisOptions{AOF: true})
-	maria := itest.StartMariaDB(t)
-	s.db = maria.DB(t, "zkpost")
-	s.conn = daemontest.Dial(t, s.zk, staleRoot)
-	s.r = &rig{zk: s.zk, conn: s.conn.ZK(), layout: s.layout}
-
-	// What zoo_setup writes: empty shard nodes (ALIVE), the queue and the database endpoints.
-	for i, sh := range s.shards {
-		node := discovery.CacheNodeName(s.names[i], sh.Addr())
-		s.nodes = append(s.nodes, node)
-		daemontest.CreateNode(t, s.conn, path.Join(s.layout.CacheNodes(), node), nil)
-	}
-	daemontest.CreateNode(t, s.conn, s.layout.Queue(), daemontest.JSON(discovery.QueueEndpoints{Primary: s.queue.Addr()}))
-	daemontest.CreateNode(t, s.conn, s.layout.DB(), daemontest.JSON(discovery.DBEndpoints{Primary: maria.Addr()}))
-
-	common := []string{"--zk", s.zk.Addr(), "--zk-root", staleRoot, "--zk-session-timeout", "2s", "--log-format", "text"}
-	start := func(name, pkg string, args ...string) (string, *itest.Process) {
-		port := itest.FreePort(t)
-		base := "http://127.0.0.1:" + strconv.Itoa(port)
-		args = append(append([]string{"--listen", "127.0.0.1:" + strconv.Itoa(port)}, common...), args...)
-		p := itest.StartDaemon(t, itest.DaemonSpec{Name: name, Bin: itest.BuildBinary(t, pkg), Args: args, Port: port,
-			ReadyURL: base + "/readyz", ReadyTimeout: 40 * time.Second})
-		return base, p
-	}
-	_, s.monitor = start("redismon", "./tools/redismon", "--probe-interval", "100ms", "--probe-timeout", "250ms",
-		"--fail-threshold", "3", "--rise-threshold", "2", "--log-level", "debug")
-	start("guidd", "./guid/cmd/guidd")
-	start("writebackd", "./writeback/cmd/writebackd", "--db-user", "root", "--db-name", "zkpost",
-		"--queue-namespace", staleNamespace)
-	for i := range 2 {
-		base, _ := start("postsvcd"+strconv.Itoa(i+1), "./postsvc/cmd/postsvcd",
-			"--db-user", "root", "--db-name", "zkpost", "--queue-namespace", staleNamespace,
-			"--coverage-settle", "2s", "--list-max", "101", "--cache-timeout", "300ms", "--log-level", "debug")
-		s.posts = append(s.posts, base)
-	}
-	for i := range s.posts {
-		s.waitRing(t, i, 3)
-	}
+	s.WaitRing(t, 3)
 	itest.WaitFor(t, 10*time.Second, "redismon adopting every shard's run_id", func() bool {
-		for _, node := range s.nodes {
+		for _, node := range s.Nodes {
 			if s.r.shard(t, node).RunID == "" {
 				return false
 			}
@@ -115,7 +69,7 @@ func newStaleStack(t *testing.T) *staleStack {
 // (the same ring postsvcd builds from the same members).
 func (s *staleStack) userOn(t *testing.T, name string) uint64 {
 	t.Helper()
-	ring := discovery.NewRing(s.names)
+	ring := discovery.NewRing(s.Names)
 	for uid := uint64(1); uid < 10_000; uid++ {
 		if got, _ := ring.Locate("pl:" + strconv.FormatUint(uid, 10)); got == name {
 			return uid
@@ -123,108 +77,6 @@ func (s *staleStack) userOn(t *testing.T, name string) uint64 {
 	}
 	t.Fatalf("no user of the first 10000 lands on %s", name)
 	return 0
-}
-
-func (s *staleStack) ringMembers(t *testing.T, i int) string {
-	t.Helper()
-	code, body := daemontest.Get(t, s.posts[i]+"/metrics")
-	if code != http.StatusOK {
-		return ""
-	}
-	for _, line := range strings.Split(body, "\n") {
-		if v, ok := strings.CutPrefix(line, "postsvc_cache_ring_members "); ok {
-			return v
-		}
-	}
-	return ""
-}
-
-func (s *staleStack) waitRing(t *testing.T, i, n int) {
-	t.Helper()
-	itest.WaitFor(t, 20*time.Second, fmt.Sprintf("postsvcd %d with %d ring members", i+1, n), func() bool {
-		return s.ringMembers(t, i) == strconv.Itoa(n)
-	})
-}
-
-// write posts through postsvcd i and records the acknowledged post.
-func (s *staleStack) write(t *testing.T, i int, uid uint64, contents string) post.Post {
-	t.Helper()
-	body := daemontest.JSON(map[string]any{"user_id": uid, "contents": contents})
-	resp, err := s.hc.Post(s.posts[i%len(s.posts)]+"/api/v1/posts", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("write via postsvcd %d: %v", i%len(s.posts)+1, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("write via postsvcd %d: got %d %s, want 201", i%len(s.posts)+1, resp.StatusCode, b)
-	}
-	var p post.Post
-	if err := json.Unmarshal(b, &p); err != nil {
-		t.Fatalf("decoding %s: %v", b, err)
-	}
-	s.ackedMu.Lock()
-	s.acked[uid] = append(s.acked[uid], p.ID)
-	s.ackedMu.Unlock()
-	return p
-}
-
-// client reads timelines from postsvcd i (of the stack's postsvcds).
-func (s *staleStack) client(i int) stacktest.Client {
-	return stacktest.Client{HTTP: s.hc, Base: s.posts[i%len(s.posts)]}
-}
-
-func (s *staleStack) page(t *testing.T, i int, uid, f uint64, limit int) stacktest.Page {
-	t.Helper()
-	pg, err := s.client(i).Page(uid, f, limit)
-	if err != nil {
-		t.Fatalf("page of user %d at f=%d via postsvcd %d: %v", uid, f, i%len(s.posts)+1, err)
-	}
-	return pg
-}
-
-// walk follows next_id from the newest post to the end.
-func (s *staleStack) walk(t *testing.T, i int, uid uint64, limit int) []uint64 {
-	t.Helper()
-	return stacktest.Walk(t, uid, limit, func(f uint64) (stacktest.Page, error) { return s.client(i).Page(uid, f, limit) })
-}
-
-// truth returns uid's post ids in the database, newest first.
-func (s *staleStack) truth(t *testing.T, uid uint64) []uint64 {
-	t.Helper()
-	return stacktest.Truth(t, s.db, uid)
-}
-
-// waitPersisted waits until every acknowledged post of uid is in the database.
-func (s *staleStack) waitPersisted(t *testing.T, uid uint64) {
-	t.Helper()
-	itest.WaitFor(t, 30*time.Second, "every acknowledged post persisted", func() bool {
-		s.ackedMu.Lock()
-		want := slices.Clone(s.acked[uid])
-		s.ackedMu.Unlock()
-		got := s.truth(t, uid)
-		for _, id := range want {
-			if !slices.Contains(got, id) {
-				return false
-			}
-		}
-		return len(got) == len(want)
-	})
-}
-
-// checkWalks compares uid's timeline, walked through every postsvcd with several page sizes,
-// with the database.
-func (s *staleStack) checkWalks(t *testing.T, uid uint64) {
-	t.Helper()
-	s.waitPersisted(t, uid)
-	want := s.truth(t, uid)
-	for i := range s.posts {
-		for _, limit := range []int{1, 3, 10} {
-			if got := s.walk(t, i, uid, limit); !slices.Equal(got, want) {
-				t.Fatalf("user %d via postsvcd %d, limit %d:\n got %v\nwant %v (database)", uid, i+1, limit, got, want)
-			}
-		}
-	}
 }
 
 // planted is stale data put on a shard by hand: a post id above the user's real ones in pl:<uid>,
@@ -312,8 +164,8 @@ type shardWatch struct {
 func watchShard(t *testing.T, s *staleStack, i int, c *redis.Client) *shardWatch {
 	t.Helper()
 	w := &shardWatch{}
-	node := s.nodes[i]
-	wt := s.conn.WatchData(path.Join(s.layout.CacheNodes(), node), discovery.WatchOptions{OnChange: func(snap discovery.Snapshot) {
+	node := s.Nodes[i]
+	wt := s.Conn.WatchData(path.Join(s.Layout.CacheNodes(), node), discovery.WatchOptions{OnChange: func(snap discovery.Snapshot) {
 		at := time.Now()
 		_, doc, err := parseShardDoc(node, snap.Data)
 		if err != nil || !snap.Exists {
@@ -400,7 +252,8 @@ func startReaders(s *staleStack, p planted) *readers {
 		"page": fmt.Sprintf("/api/v1/posts/%d?limit=10", p.uid),
 		"post": fmt.Sprintf("/api/v1/posts/%d/%d", p.uid, p.id),
 	}
-	for i, base := range s.posts {
+	for i := range s.Addrs {
+		base := s.Base(i)
 		for kind, pth := range paths {
 			rd.wg.Go(func() {
 				for range maxReadsEach {

@@ -27,9 +27,9 @@ import (
 func TestRestartedShardNeverServesStaleKeys(t *testing.T) {
 	itest.SkipShort(t, "a stack of real processes")
 	s := newStaleStack(t)
-	aof, node := s.shards[0], s.nodes[0]
+	aof, node := s.Shards[0], s.Nodes[0]
 	c := aof.Client(t)
-	uid := s.userOn(t, s.names[0])
+	uid := s.userOn(t, s.Names[0])
 	watch := watchShard(t, s, 0, c)
 	ctx := context.Background()
 
@@ -39,18 +39,18 @@ func TestRestartedShardNeverServesStaleKeys(t *testing.T) {
 		t.Helper()
 		var newest uint64
 		for i := range 4 {
-			newest = s.write(t, i, uid, fmt.Sprintf("%s %d", label, i)).ID
+			newest = s.MustWrite(t, i, uid, fmt.Sprintf("%s %d", label, i)).ID
 		}
-		for i := range s.posts {
-			s.page(t, i, uid, 0, 10)
+		for i := range s.Addrs {
+			s.MustPage(t, i, uid, 0, 10)
 		}
 		if n, err := c.ZCard(ctx, fmt.Sprintf("pl:%d", uid)).Result(); err != nil || n == 0 {
 			t.Fatalf("pl:%d on redis1: %d members (%v); want U's list there (ring mapping differs from postsvcd's?)", uid, n, err)
 		}
 		p := plant(t, c, uid, newest, label)
 		watch.setPlanted(p)
-		for i := range s.posts {
-			pg := s.page(t, i, uid, 0, 10)
+		for i := range s.Addrs {
+			pg := s.MustPage(t, i, uid, 0, 10)
 			if len(pg.Posts) == 0 || pg.Posts[0].ID != p.id || pg.Posts[0].Contents != p.marker {
 				t.Fatalf("control: postsvcd %d does not serve the planted post first while redis1 is up (got %d posts); the test would prove nothing",
 					i+1, len(pg.Posts))
@@ -68,17 +68,15 @@ func TestRestartedShardNeverServesStaleKeys(t *testing.T) {
 		rd := startReaders(s, p)
 		down := watch.wait(t, killed, "redis1 DOWN", func(ev shardEvent) bool { return ev.doc.Status == discovery.StatusDown })
 		t.Logf("redis1 DOWN (%s) %s after kill -9", down.doc.Reason, down.at.Sub(killed).Round(time.Millisecond))
-		for i := range s.posts {
-			s.waitRing(t, i, 2)
-		}
+		s.WaitRing(t, 2)
 		// Writes and reads go on through both postsvcd; the author sees the posts once persisted.
 		var last uint64
 		for i := range 4 {
-			last = s.write(t, i, uid, fmt.Sprintf("during the outage %d", i)).ID
+			last = s.MustWrite(t, i, uid, fmt.Sprintf("during the outage %d", i)).ID
 		}
-		s.waitPersisted(t, uid)
-		for i := range s.posts {
-			if pg := s.page(t, i, uid, 0, 10); len(pg.Posts) == 0 || pg.Posts[0].ID != last {
+		s.WaitPersisted(t, uid)
+		for i := range s.Addrs {
+			if pg := s.MustPage(t, i, uid, 0, 10); len(pg.Posts) == 0 || pg.Posts[0].ID != last {
 				t.Fatalf("postsvcd %d: newest post during the outage is not %d", i+1, last)
 			}
 		}
@@ -107,23 +105,19 @@ func TestRestartedShardNeverServesStaleKeys(t *testing.T) {
 			// watch's callback ran. The planted keys are the check that matters.
 			t.Logf("DBSIZE %d at ALIVE (writes of postsvcd that saw ALIVE first)", alive.dbsize)
 		}
-		for i := range s.posts {
-			s.waitRing(t, i, 3)
-		}
+		s.WaitRing(t, 3)
 		rd.waitMore(t, 200, "reads after ALIVE")
 		reads := rd.finish()
 		checkReads(t, reads, killed, true)
 
-		s.checkWalks(t, uid)
+		s.CheckWalks(t, "stale read", uid)
 		if got, want := s.r.shard(t, node).Epoch, epoch+1; got != want {
 			t.Errorf("epoch %d after one outage, want %d", got, want)
 		}
 	})
 
 	t.Run("FastRestart", func(t *testing.T) {
-		for i := range s.posts {
-			s.waitRing(t, i, 3)
-		}
+		s.WaitRing(t, 3)
 		p := prepare(t, "fast")
 		before := s.r.shard(t, node)
 		rd := startReaders(s, p)
@@ -153,9 +147,7 @@ func TestRestartedShardNeverServesStaleKeys(t *testing.T) {
 		if alive.doc.RunID == before.RunID {
 			t.Errorf("run_id %s unchanged after a restart", alive.doc.RunID)
 		}
-		for i := range s.posts {
-			s.waitRing(t, i, 3)
-		}
+		s.WaitRing(t, 3)
 		rd.waitMore(t, 200, "reads after ALIVE")
 		reads := rd.finish()
 		// postsvc checks every new shard connection's run_id against the one redismon vouches for
@@ -171,7 +163,7 @@ func TestRestartedShardNeverServesStaleKeys(t *testing.T) {
 		} else {
 			t.Logf("no stale read in %d reads started after the kill", countAfter(reads, killed))
 		}
-		s.checkWalks(t, uid)
+		s.CheckWalks(t, "stale read", uid)
 	})
 }
 

@@ -1,7 +1,9 @@
-// Package stacktest is what the tests of a running stack share: one client of the timeline API,
+// Package stacktest is what the tests of a running stack share (docs/tests.md#the-shared-stack):
+// the stack itself (Stack: ZooKeeper, the cache shards, the queue and MariaDB as real processes,
+// and our daemons started on them as internal/launch describes), one client of the timeline API,
 // the cursor walk every test checks pages with, and the database truth they compare against.
-// postsvc's in-process harness, postsvc's stack of real daemons and redismon's stale-read stack
-// all read timelines through it.
+// postsvc's stack of real daemons and redismon's stale-read stack are Stacks; postsvc's in-process
+// harness reads timelines through the same client and walk.
 package stacktest
 
 import (
@@ -32,8 +34,8 @@ func (p Page) IDs() []uint64 {
 	return ids
 }
 
-// PagePath is the request path of uid's page of up to limit posts from id f (0: the newest).
-func PagePath(uid, f uint64, limit int) string {
+// pagePath is the request path of uid's page of up to limit posts from id f (0: the newest).
+func pagePath(uid, f uint64, limit int) string {
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
 	if f != 0 {
 		q.Set("f", strconv.FormatUint(f, 10))
@@ -41,8 +43,8 @@ func PagePath(uid, f uint64, limit int) string {
 	return fmt.Sprintf("/api/v1/posts/%d?%s", uid, q.Encode())
 }
 
-// DecodePage decodes a page answered with status; any status but 200 is an error.
-func DecodePage(status int, body []byte) (Page, error) {
+// decodePage decodes a page answered with status; any status but 200 is an error.
+func decodePage(status int, body []byte) (Page, error) {
 	if status != http.StatusOK {
 		return Page{}, fmt.Errorf("status %d: %s", status, body)
 	}
@@ -61,7 +63,7 @@ type Client struct {
 
 // Page reads one page.
 func (c Client) Page(uid, f uint64, limit int) (Page, error) {
-	resp, err := c.HTTP.Get(c.Base + PagePath(uid, f, limit))
+	resp, err := c.HTTP.Get(c.Base + pagePath(uid, f, limit))
 	if err != nil {
 		return Page{}, err
 	}
@@ -70,7 +72,7 @@ func (c Client) Page(uid, f uint64, limit int) (Page, error) {
 	if err != nil {
 		return Page{}, fmt.Errorf("reading page: %w", err)
 	}
-	return DecodePage(resp.StatusCode, b)
+	return decodePage(resp.StatusCode, b)
 }
 
 // maxPages bounds a walk, so a cursor that loops fails instead of hanging.

@@ -92,17 +92,17 @@ func TestWalk(t *testing.T) {
 }
 
 func TestDecodePage(t *testing.T) {
-	p, err := DecodePage(200, []byte(`{"posts":[{"post_id":5,"user_id":1,"contents":"x","created_at":"2026-01-02T03:04:05.006Z"}],"next_id":null}`))
+	p, err := decodePage(200, []byte(`{"posts":[{"post_id":5,"user_id":1,"contents":"x","created_at":"2026-01-02T03:04:05.006Z"}],"next_id":null}`))
 	if err != nil || !slices.Equal(p.IDs(), []uint64{5}) || p.NextID != nil {
 		t.Fatalf("got %+v %v, want one post 5 and no cursor", p, err)
 	}
-	if _, err := DecodePage(400, []byte(`{"error":"bad"}`)); err == nil || !strings.Contains(err.Error(), "400") {
+	if _, err := decodePage(400, []byte(`{"error":"bad"}`)); err == nil || !strings.Contains(err.Error(), "400") {
 		t.Fatalf("status 400: got %v, want an error naming it", err)
 	}
-	if got := PagePath(7, 0, 3); got != "/api/v1/posts/7?limit=3" {
-		t.Fatalf("PagePath: got %q", got)
+	if got := pagePath(7, 0, 3); got != "/api/v1/posts/7?limit=3" {
+		t.Fatalf("pagePath: got %q", got)
 	}
-	if got := PagePath(7, 42, 3); got != "/api/v1/posts/7?f=42&limit=3" {
-		t.Fatalf("PagePath with f: got %q", got)
+	if got := pagePath(7, 42, 3); got != "/api/v1/posts/7?f=42&limit=3" {
+		t.Fatalf("pagePath with f: got %q", got)
 	}
 }
