@@ -2,6 +2,10 @@
 // daemons — as OS processes for integration tests, in the manner of
 // go-zookeeper's StartTestCluster and ardanlabs' dbtest.
 //
+// How each server is started (command, configuration, readiness, replication) is
+// internal/launch/servers' and internal/launch's, shared with tools/devcluster; this package
+// runs them the way a test needs.
+//
 // Every server gets a free loopback port, a data directory from tb.TempDir(),
 // its own process group and a log file in its directory. Start* helpers poll
 // readiness with a deadline and register a tb.Cleanup that kills the process

@@ -1,6 +1,8 @@
 // Package cluster runs the whole zkpost topology (docs/architecture.md#the-processes) as local
 // processes: ZooKeeper, Redis, MariaDB and Prometheus from the machine's installed binaries, and
-// our daemons from a directory of built binaries. It is the engine behind `devcluster` and the
+// our daemons from a directory of built binaries. ZooKeeper, Redis and MariaDB are started as
+// internal/launch/servers describes them and our daemons as internal/launch does: the
+// descriptions the test harness (internal/testenv/itest) starts them from too. It is the engine behind `devcluster` and the
 // end-to-end test.
 //
 // A Cluster starts every node in dependency order (independent nodes in parallel), waits until
