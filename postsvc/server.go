@@ -198,13 +198,14 @@ func (s *Server) handleWritePost(ctx *fasthttp.RequestCtx) {
 func (s *Server) write(ctx *fasthttp.RequestCtx, in writeInput, status int) {
 	work, cancel := requestContext(ctx)
 	defer cancel()
-	p, err := s.svc.Write(work, in)
+	_, body, err := s.svc.Write(work, in)
 	if err != nil {
 		httpapi.WriteError(ctx, err)
 		return
 	}
-	s.streams.publish(p)
-	httpapi.WriteJSON(ctx, status, p)
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json; charset=utf-8")
+	ctx.SetBody(body)
 }
 
 func (s *Server) handleList(ctx *fasthttp.RequestCtx) {
