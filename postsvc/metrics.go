@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // serviceMetrics are postsvc's own counters, beside the per-route HTTP metrics.
 type serviceMetrics struct {
 	cache        *prometheus.CounterVec // by kind (list, post, url, write, fill) and result (hit, miss, error)
+	listKept     prometheus.Counter     // cache{kind="list",result="kept"}, looked up once: a warm page's only count
 	dbFallbacks  *prometheus.CounterVec // by reason
 	scrap        *prometheus.CounterVec // by result (ok, cached, error, timeout)
 	enqueueFails prometheus.Counter
@@ -49,6 +50,7 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 			Name: "postsvc_coverage_repairs_total", Help: "Coverage markers dropped after failed cache writes, by result (scheduled, done, dropped).",
 		}, []string{"result"}),
 	}
+	m.listKept = m.cache.WithLabelValues("list", "kept")
 	reg.MustRegister(m.cache, m.dbFallbacks, m.scrap, m.enqueueFails, m.writeThroughFails, m.published, m.ringMembers, m.ringVersion, m.coverageRepairs)
 	return m
 }

@@ -214,9 +214,7 @@ func (s *Server) handleList(ctx *fasthttp.RequestCtx) {
 		httpapi.WriteError(ctx, err)
 		return
 	}
-	work, cancel := requestContext(ctx)
-	defer cancel()
-	body, err := s.svc.PageJSON(work, q)
+	body, err := s.svc.PageJSON(context.WithoutCancel(ctx), requestContext, q)
 	if err != nil {
 		httpapi.WriteError(ctx, err)
 		return
@@ -263,7 +261,7 @@ const requestTimeout = 10 * time.Second
 // requestContext detaches a request's work from the server: fasthttp cancels every RequestCtx the
 // moment Shutdown starts, which would abort the very in-flight requests a drain is meant to let
 // finish (a write could be enqueued and then lose its cache step).
-func requestContext(ctx *fasthttp.RequestCtx) (context.Context, context.CancelFunc) {
+func requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
 }
 
