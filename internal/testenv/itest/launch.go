@@ -1,11 +1,14 @@
 package itest
 
 import (
+	"context"
 	"net"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/the-red/zkpost/internal/launch"
+	"github.com/the-red/zkpost/internal/launch/servers"
 )
 
 // Launch returns the DaemonSpec that starts one instance of prog as internal/launch describes
@@ -25,4 +28,22 @@ func Launch(tb testing.TB, prog launch.Program, in launch.Instance, extra ...str
 		Name: prog.Binary, Bin: BuildBinary(tb, prog.Package), Port: n,
 		Args: append(prog.Args(in), extra...), ReadyURL: prog.ReadyURL(in.Listen),
 	}
+}
+
+// server is what serverProcess needs of a description in internal/launch/servers.
+type server interface {
+	Command() (servers.Command, error)
+	Ready(ctx context.Context) bool
+}
+
+// serverProcess describes the process of srv, ending the test as Require does when its
+// executable is missing.
+func serverProcess(tb testing.TB, name, dir string, port int, srv server, limit time.Duration) *Process {
+	tb.Helper()
+	cmd, err := srv.Command()
+	if err != nil {
+		requireInstalled(tb, err)
+	}
+	ready := func() bool { return srv.Ready(context.Background()) }
+	return newProcess(name, port, dir, cmd.Bin, cmd.Args, ready, limit)
 }

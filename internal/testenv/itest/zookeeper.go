@@ -1,7 +1,6 @@
 package itest
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -38,22 +37,4 @@ func (z *ZooKeeper) Servers() []string { return []string{z.Addr()} }
 // ...) and returns the reply.
 func (z *ZooKeeper) FourLetterWord(cmd string) (string, error) {
 	return servers.FourLetterWord(z.Addr(), cmd)
-}
-
-// server is what serverProcess needs of a description in internal/launch/servers.
-type server interface {
-	Command() (servers.Command, error)
-	Ready(ctx context.Context) bool
-}
-
-// serverProcess describes the process of srv, ending the test as Require does when its
-// executable is missing.
-func serverProcess(tb testing.TB, name, dir string, port int, srv server, limit time.Duration) *Process {
-	tb.Helper()
-	cmd, err := srv.Command()
-	if err != nil {
-		requireInstalled(tb, err)
-	}
-	ready := func() bool { return srv.Ready(context.Background()) }
-	return newProcess(name, port, dir, cmd.Bin, cmd.Args, ready, limit)
 }
