@@ -3,9 +3,9 @@
 // MariaDB (primary and replica). For each it says which executable runs, with which
 // configuration file or flags, in which data directory, how readiness is checked and how
 // replication is set up. internal/testenv/itest (the test harness) and tools/devcluster (the
-// local cluster) both start these servers from it; each keeps only its own way of running a
-// process (a test's cleanup and pause, a supervisor's restarts and state file). Our own daemons
-// are described beside it, in internal/launch.
+// local cluster) both start these servers from it, and run them through internal/procgroup;
+// each keeps only what it does around a run (a test's cleanup and pause, a supervisor's restarts
+// and state file). Our own daemons are described beside it, in internal/launch.
 //
 // Nothing here starts a process: a description gives a Command to run and the checks to make
 // around it. Every server binds 127.0.0.1 only.

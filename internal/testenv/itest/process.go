@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/the-red/zkpost/internal/procgroup"
 )
 
 // stopGrace is how long Stop waits after SIGTERM before it sends SIGKILL.
@@ -42,11 +43,9 @@ type Process struct {
 	readyTimeout time.Duration
 	logPath      string
 
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when the current run exited
-	waitErr error         // the current run's exit status, set before done closes
-	paused  bool
+	mu     sync.Mutex
+	run    *procgroup.Run // the current (or last) run; nil before the first
+	paused bool
 }
 
 // newProcess describes a server process without starting it. ready reports
@@ -66,28 +65,22 @@ func (p *Process) Addr() string {
 
 // Pid returns the process id of the current (or last) run, 0 if never started.
 func (p *Process) Pid() int {
+	if r := p.current(); r != nil {
+		return r.Pid()
+	}
+	return 0
+}
+
+func (p *Process) current() *procgroup.Run {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd == nil || p.cmd.Process == nil {
-		return 0
-	}
-	return p.cmd.Process.Pid
+	return p.run
 }
 
 // Running reports whether the process has been started and has not exited.
 func (p *Process) Running() bool {
-	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
-	if done == nil {
-		return false
-	}
-	select {
-	case <-done:
-		return false
-	default:
-		return true
-	}
+	r := p.current()
+	return r != nil && r.Running()
 }
 
 // Start starts the process again with the same arguments, port and data
@@ -103,57 +96,21 @@ func (p *Process) Start(tb testing.TB) {
 	}
 }
 
-// launch starts the OS process and a goroutine that reaps it.
+// launch starts the OS process (internal/procgroup reaps it), killed if the test binary dies
+// without running its cleanups (a -timeout panic, a kill), so no server outlives it holding ports.
 func (p *Process) launch() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.done != nil {
-		select {
-		case <-p.done:
-		default:
-			return errors.New("already running")
-		}
+	if p.run != nil && p.run.Running() {
+		return errors.New("already running")
 	}
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	r, err := procgroup.Start(procgroup.Spec{Name: p.Name, Bin: p.bin, Args: p.args, Dir: p.Dir, Env: p.env,
+		Log: p.logPath, Tag: "itest", DieWithParent: true})
 	if err != nil {
-		return fmt.Errorf("opening log: %w", err)
+		return err
 	}
-	cmd := exec.Command(p.bin, p.args...)
-	cmd.Dir = p.Dir
-	cmd.Env = p.env
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Setpgid: true,
-		// If the test binary dies without running cleanups (a -timeout
-		// panic, a kill), its servers must not outlive it holding ports.
-		Pdeathsig: syscall.SIGKILL,
-	}
-	fmt.Fprintf(logf, "=== itest: starting %s %s\n", p.bin, strings.Join(p.args, " "))
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("exec %s: %w", p.bin, err)
-	}
-	done := make(chan struct{})
-	p.cmd, p.done, p.waitErr, p.paused = cmd, done, nil, false
-	go p.reap(cmd, logf, done)
+	p.run, p.paused = r, false
 	return nil
-}
-
-func (p *Process) reap(cmd *exec.Cmd, logf *os.File, done chan struct{}) {
-	err := cmd.Wait()
-	fmt.Fprintf(logf, "=== itest: %s exited: %v\n", p.Name, exitText(err))
-	logf.Close()
-	p.mu.Lock()
-	p.waitErr = err
-	p.mu.Unlock()
-	close(done)
-}
-
-func exitText(err error) string {
-	if err == nil {
-		return "exit status 0"
-	}
-	return err.Error()
 }
 
 // errExited reports a process that exited before it became ready.
@@ -173,7 +130,7 @@ func (p *Process) awaitReady() error {
 	switch {
 	case exited:
 		_, err := p.Wait(0)
-		return fmt.Errorf("%w (%s); log:\n%s", errExited, exitText(err), p.logTail(logTailLines))
+		return fmt.Errorf("%w (%s); log:\n%s", errExited, procgroup.ExitText(err), p.logTail(logTailLines))
 	case !ok:
 		return fmt.Errorf("not ready on %s after %s; log:\n%s", p.Addr(), p.readyTimeout, p.logTail(logTailLines))
 	}
@@ -185,16 +142,9 @@ func (p *Process) awaitReady() error {
 func (p *Process) signal(sig syscall.Signal) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd == nil || p.cmd.Process == nil {
+	if p.run == nil || !p.run.Signal(sig) {
 		return false
 	}
-	select {
-	case <-p.done:
-		return false
-	default:
-	}
-	// The negative pid addresses the whole group (Setpgid made pid the pgid).
-	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
 	switch sig {
 	case syscall.SIGSTOP:
 		p.paused = true
@@ -267,39 +217,14 @@ func (p *Process) Resume() { p.signal(syscall.SIGCONT) }
 // did and its exit error (nil for status 0, *exec.ExitError otherwise). A
 // negative timeout waits forever; a process never started counts as exited.
 func (p *Process) Wait(timeout time.Duration) (exited bool, err error) {
-	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
-	if done == nil {
+	r := p.current()
+	if r == nil {
 		return true, nil
 	}
-	if !waitDone(done, timeout) {
+	if !r.Wait(timeout) {
 		return false, nil
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return true, p.waitErr
-}
-
-// waitDone waits up to timeout (forever if negative) for done to close.
-func waitDone(done <-chan struct{}, timeout time.Duration) bool {
-	select { // checked first: a zero timer and a closed done would race
-	case <-done:
-		return true
-	default:
-	}
-	if timeout < 0 {
-		<-done
-		return true
-	}
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	select {
-	case <-done:
-		return true
-	case <-timer.C:
-		return false
-	}
+	return true, r.Err()
 }
 
 // Log returns everything the process wrote to stdout and stderr so far,

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/the-red/zkpost/internal/procgroup"
 )
 
 // Restart backoff of a crashed daemon: doubling from restartMin to restartMax, back to
@@ -37,9 +38,8 @@ type proc struct {
 	log  string // log file path
 
 	mu        sync.Mutex
-	cmd       *exec.Cmd
-	done      chan struct{} // closed when the current run exited; nil before the first run
-	wanted    bool          // the supervisor keeps it running
+	run       *procgroup.Run // the current (or last) run; nil before the first
+	wanted    bool           // the supervisor keeps it running
 	startedAt time.Time
 	restarts  int
 	lastExit  string
@@ -53,25 +53,20 @@ func (p *proc) running() bool {
 	return p.runningLocked()
 }
 
-func (p *proc) runningLocked() bool {
-	if p.done == nil {
-		return false
-	}
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
+func (p *proc) runningLocked() bool { return p.run != nil && p.run.Running() }
 
 func (p *proc) pid() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.pidLocked()
+}
+
+// pidLocked is the pid of the current run, 0 when nothing runs.
+func (p *proc) pidLocked() int {
 	if !p.runningLocked() {
 		return 0
 	}
-	return p.cmd.Process.Pid
+	return p.run.Pid()
 }
 
 // launch prepares and starts the process; it does nothing if it already runs.
@@ -88,47 +83,34 @@ func (p *proc) launch(ctx context.Context) error {
 	return nil
 }
 
+// start starts the process in its own process group (internal/procgroup), so signals reach
+// everything it spawned and a Ctrl-C in the terminal that ran `devcluster up` reaches none of it;
+// it outlives the supervisor, so `devcluster down` can still stop it.
 func (p *proc) start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.runningLocked() {
 		return nil
 	}
-	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	r, err := procgroup.Start(procgroup.Spec{Name: p.node.Name, Bin: p.spec.bin, Args: p.spec.args,
+		Dir: p.c.dataDir(p.node.Name), Env: cleanEnv(os.Environ()), Log: p.log, Tag: "devcluster"})
 	if err != nil {
-		return fmt.Errorf("opening %s: %w", p.log, err)
-	}
-	cmd := exec.Command(p.spec.bin, p.spec.args...)
-	cmd.Dir = p.c.dataDir(p.node.Name)
-	cmd.Env = cleanEnv(os.Environ())
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own process group, so signals reach everything it spawned and a Ctrl-C in the
-	// terminal that ran `devcluster up` reaches none of it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	fmt.Fprintf(logf, "=== devcluster %s: starting %s %s\n", time.Now().Format(time.RFC3339),
-		p.spec.bin, strings.Join(p.spec.args, " "))
-	if err := cmd.Start(); err != nil {
-		logf.Close()
 		return fmt.Errorf("starting %s: %w", p.node.Name, err)
 	}
-	done := make(chan struct{})
-	p.cmd, p.done, p.wanted, p.startedAt = cmd, done, true, time.Now()
-	go p.reap(cmd, logf, done)
+	p.run, p.wanted, p.startedAt = r, true, time.Now()
+	go p.reap(r)
 	return nil
 }
 
 // reap waits for a run to end and, for a daemon of ours still wanted, restarts it.
-func (p *proc) reap(cmd *exec.Cmd, logf *os.File, done chan struct{}) {
-	err := cmd.Wait()
-	status := "exit status 0"
-	if err != nil {
-		status = err.Error()
-	}
-	fmt.Fprintf(logf, "=== devcluster %s: %s exited: %s\n", time.Now().Format(time.RFC3339), p.node.Name, status)
-	logf.Close()
+func (p *proc) reap(r *procgroup.Run) {
+	status := procgroup.ExitText(r.Err())
 	p.mu.Lock()
+	if p.run != r { // already started again (devcluster start after a kill): nothing to do
+		p.mu.Unlock()
+		return
+	}
 	p.lastExit = status
-	close(done)
 	restart := p.wanted && p.node.Kind == Daemon && !p.c.stopping()
 	ran := time.Since(p.startedAt)
 	if ran > restartReset {
@@ -167,29 +149,15 @@ func (p *proc) signal(sig syscall.Signal, stopWanting bool) bool {
 	if stopWanting {
 		p.wanted = false
 	}
-	if !p.runningLocked() {
-		return false
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
-	return true
+	return p.run != nil && p.run.Signal(sig)
 }
 
 // wait waits up to timeout for the current run to exit.
 func (p *proc) wait(timeout time.Duration) bool {
 	p.mu.Lock()
-	done := p.done
+	r := p.run
 	p.mu.Unlock()
-	if done == nil {
-		return true
-	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
-	}
+	return r == nil || r.Wait(timeout)
 }
 
 // kill sends SIGKILL and waits for the exit; the supervisor will not restart it.
@@ -212,14 +180,24 @@ func (p *proc) stop() error {
 	return p.kill()
 }
 
-// exitedErr reports whether the current run exited, and how.
+// lastExitLocked describes how the last run ended: the current run's exit once it has exited
+// (before reap records it), else the one reap recorded ("" if none has ended).
+func (p *proc) lastExitLocked() string {
+	if p.run != nil && !p.run.Running() {
+		return procgroup.ExitText(p.run.Err())
+	}
+	return p.lastExit
+}
+
+// exited reports whether the current run exited, and how.
 func (p *proc) exited() (bool, string) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.done == nil || p.runningLocked() {
+	r := p.run
+	p.mu.Unlock()
+	if r == nil || r.Running() {
 		return false, ""
 	}
-	return true, p.lastExit
+	return true, procgroup.ExitText(r.Err())
 }
 
 var errNotReady = errors.New("not ready")

@@ -51,9 +51,7 @@ func (c *Cluster) saveState() {
 	for _, p := range c.nodes {
 		p.mu.Lock()
 		ns := NodeState{Name: p.node.Name, Kind: p.node.Kind.String(), Port: c.port(p.node.Name), Bin: p.spec.bin, Wanted: p.wanted, Log: p.log}
-		if p.runningLocked() {
-			ns.Pid = p.cmd.Process.Pid
-		}
+		ns.Pid = p.pidLocked()
 		p.mu.Unlock()
 		st.Nodes = append(st.Nodes, ns)
 	}

@@ -56,10 +56,8 @@ func (c *Cluster) nodeStatus(ctx context.Context, p *proc, tree zkTree) NodeStat
 	p.mu.Lock()
 	st := NodeStatus{
 		Name: p.node.Name, Kind: p.node.Kind.String(), Port: c.port(p.node.Name),
-		Running: p.runningLocked(), Wanted: p.wanted, Restarts: p.restarts, LastExit: p.lastExit, Log: p.log,
-	}
-	if st.Running {
-		st.Pid = p.cmd.Process.Pid
+		Running: p.runningLocked(), Wanted: p.wanted, Restarts: p.restarts, LastExit: p.lastExitLocked(), Log: p.log,
+		Pid: p.pidLocked(),
 	}
 	p.mu.Unlock()
 	if p.node.Kind == OneShot {
