@@ -55,6 +55,7 @@ var allowAllRobots = &robotsRules{}
 // robotsGroups collects the rules for one product token while the lines are read.
 type robotsGroups struct {
 	agent              string
+	escape             func(rule string) string // escapeRobotsPattern; tests model other matchers
 	own, star          []robotsRule
 	haveOwn, haveStar  bool
 	groupOwn, groupAll bool // the current group names us / every crawler
@@ -63,7 +64,11 @@ type robotsGroups struct {
 
 // parseRobots returns the rules of body that apply to the product token agent.
 func parseRobots(body []byte, agent string) *robotsRules {
-	g := &robotsGroups{agent: agent}
+	return (&robotsGroups{agent: agent, escape: escapeRobotsPattern}).parse(body)
+}
+
+// parse reads body's lines and returns the rules that apply to g.agent.
+func (g *robotsGroups) parse(body []byte) *robotsRules {
 	forEachRobotsLine(body, g.line)
 	switch {
 	case g.haveOwn:
@@ -111,17 +116,17 @@ func (g *robotsGroups) line(raw []byte) {
 }
 
 // robotsKeyValue splits a line into key and value: at the colon, or, without one, at the
-// whitespace between exactly two words.
+// spaces and tabs between exactly two words (only those: "Disallow\v/x" is not a rule).
 func robotsKeyValue(raw []byte) (key, val string, ok bool) {
 	line, _, _ := bytes.Cut(raw, []byte("#"))
 	text := strings.TrimSpace(string(line))
 	key, val, ok = strings.Cut(text, ":")
 	if !ok {
-		fields := strings.Fields(text)
-		if len(fields) != 2 {
+		i := strings.IndexAny(text, " \t")
+		if i < 0 || strings.ContainsAny(strings.TrimSpace(text[i:]), " \t") {
 			return "", "", false
 		}
-		key, val = fields[0], fields[1]
+		key, val = text[:i], text[i+1:]
 	}
 	key = strings.TrimSpace(key)
 	return key, strings.TrimSpace(val), key != ""
@@ -180,7 +185,7 @@ func (g *robotsGroups) rule(allow bool, val string) {
 	if val == "" {
 		return // an empty rule matches nothing
 	}
-	rules := []robotsRule{{allow: allow, pattern: escapeRobotsPattern(val)}}
+	rules := []robotsRule{{allow: allow, pattern: g.escape(val)}}
 	// Google's parser takes "Allow: /dir/index.htm(l)" to allow "/dir/" too.
 	if slash := strings.LastIndexByte(rules[0].pattern, '/'); allow && slash >= 0 &&
 		strings.HasPrefix(rules[0].pattern[slash:], "/index.htm") {
