@@ -17,7 +17,8 @@ import (
 // a site's file means to us what it means to the crawler its authors test against:
 //   - a UTF-8 byte order mark before the first line is skipped; lines end at LF, CR or CRLF;
 //   - "#" starts a comment; a key and its value are split at ":", or, when a line has no colon,
-//     at the whitespace between exactly two words ("Disallow /x");
+//     at the spaces and tabs between exactly two words ("Disallow /x"; other whitespace, such
+//     as "\v" or a no-break space, separates nothing);
 //   - keys match by prefix, case-insensitively, with Google's accepted typos ("useragent",
 //     "user agent", "dissallow", "disalow", ...); other keys (sitemap, crawl-delay) are ignored
 //     and neither start nor end a group;
@@ -27,6 +28,10 @@ import (
 //     become %XX and existing escapes are upper-cased, as a URL's path is written;
 //   - the groups naming our product apply (all of them, merged), else those of "*"; the longest
 //     matching pattern wins and allow wins a tie; "*" matches any run and a final "$" anchors.
+//
+// TestRobotsMatchesGoogle holds this to Google's verdicts over a generated corpus; the two
+// deliberate differences (/robots.txt always allowed; escapes upper-cased as Google's C++ does,
+// not as its Go port does) are in docs/api.md#scrapd.
 //
 // Status rules stay RFC 9309's: 2xx parse; 3xx left after 5 redirects, or too many, and 4xx mean
 // allow all; 5xx and an unreachable server mean disallow all, cached for the short negative TTL
