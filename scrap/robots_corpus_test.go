@@ -16,12 +16,18 @@ import (
 // The differential corpus: robots.txt files with the paths and product tokens to ask about, the
 // same on every run (fixed seeds), compared with the verdicts of Google's matcher in
 // testdata/robots-google-verdicts.txt.gz (docs/tests.md#robotstxt-against-googles-matcher).
-// It holds three kinds of file: hand-written ones for each class of input the issue found
+// It holds four kinds of file: hand-written ones for each class of input the issue found
 // (BOM, non-ASCII rules, versioned agents, CR line ends, missing colons, typos); the structural
-// corpus of robots_google_test.go written in its six styles; and byte-level mixes of real and
-// near-miss keys, odd separators and whitespace, wildcards, "$", escapes and line ends.
+// corpus of robots_google_test.go written in its six styles; byte-level mixes of real and
+// near-miss keys, odd separators and whitespace, wildcards, "$", escapes and line ends; and
+// the hand-written files with a few bytes inserted, replaced or deleted.
 
-var robotsCasesOut = flag.String("robots.cases", "", "write the robots.txt differential corpus as JSON lines to this file")
+var (
+	robotsCasesOut = flag.String("robots.cases", "", "write the robots.txt differential corpus as JSON lines to this file")
+	// A corpus with other mixes needs its own verdicts (-robots.verdicts): for exploring.
+	robotsMixSeed = flag.Uint64("robots.seed", 3, "seed of the robots.txt corpus's mixed files")
+	robotsMixes   = flag.Int("robots.mixes", 600, "number of mixed files in the robots.txt corpus")
+)
 
 // robotsDiffAgents are the product tokens every file is asked about.
 var robotsDiffAgents = []string{"zkpost-scrap", "Googlebot", "FooBot", "zkpost"}
@@ -112,12 +118,34 @@ func robotsDiffCorpus() []robotsDiffFile {
 			files = append(files, newDiffFile([]byte(render(groups, st)), paths))
 		}
 	}
-	r = rand.New(rand.NewPCG(9309, 3))
-	for range 600 {
+	r = rand.New(rand.NewPCG(9309, *robotsMixSeed))
+	for range *robotsMixes {
 		body := genMixedBody(r)
 		files = append(files, newDiffFile(body, pathsFromBody(r, body)))
 	}
+	for range *robotsMixes / 3 {
+		body := mutate(r, []byte(pick(r, robotsDiffSeeds)))
+		files = append(files, newDiffFile(body, pathsFromBody(r, body)))
+	}
 	return files
+}
+
+// mutate inserts, replaces or deletes one to four bytes of body, drawn from those that matter
+// to a robots.txt parser.
+func mutate(r *rand.Rand, body []byte) []byte {
+	const alphabet = "\x00\x85\xa0\xc2\r\n\v\f \t:#*$%/?\xef\xbb\xbfaZ-_"
+	for n := 1 + r.IntN(4); n > 0; n-- {
+		i, c := r.IntN(len(body)+1), alphabet[r.IntN(len(alphabet))]
+		switch op := r.IntN(3); {
+		case op == 0 || i == len(body):
+			body = slices.Insert(body, i, c)
+		case op == 1:
+			body[i] = c
+		default:
+			body = slices.Delete(body, i, i+1)
+		}
+	}
+	return body
 }
 
 func newDiffFile(body []byte, paths []string) robotsDiffFile {

@@ -3,6 +3,7 @@ package scrap
 import (
 	"bufio"
 	"compress/gzip"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -11,19 +12,20 @@ import (
 
 // robotsVerdictsFile holds Google's matcher's verdicts for robotsDiffCorpus, produced out of
 // tree (docs/tests.md#robotstxt-against-googles-matcher).
-const robotsVerdictsFile = "testdata/robots-google-verdicts.txt.gz"
+var robotsVerdictsFile = flag.String("robots.verdicts", "testdata/robots-google-verdicts.txt.gz",
+	"Google's verdicts for the robots.txt corpus (gzip)")
 
 // robotsVerdicts maps a corpus file's key to its verdicts: 'A' or 'D' per (path, agent).
 func robotsVerdicts(tb testing.TB) (keys []string, verdicts map[string]string) {
 	tb.Helper()
-	f, err := os.Open(robotsVerdictsFile)
+	f, err := os.Open(*robotsVerdictsFile)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer f.Close()
 	zr, err := gzip.NewReader(f)
 	if err != nil {
-		tb.Fatalf("%s: %v", robotsVerdictsFile, err)
+		tb.Fatalf("%s: %v", *robotsVerdictsFile, err)
 	}
 	verdicts = map[string]string{}
 	sc := bufio.NewScanner(zr)
@@ -34,7 +36,7 @@ func robotsVerdicts(tb testing.TB) (keys []string, verdicts map[string]string) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		tb.Fatalf("%s: %v", robotsVerdictsFile, err)
+		tb.Fatalf("%s: %v", *robotsVerdictsFile, err)
 	}
 	return keys, verdicts
 }
@@ -91,7 +93,7 @@ func TestRobotsMatchesGoogle(t *testing.T) {
 	files := robotsDiffCorpus()
 	keys, verdicts := robotsVerdicts(t)
 	if len(keys) != len(files) {
-		t.Fatalf("%s has %d files, the corpus %d: regenerate it (docs/tests.md)", robotsVerdictsFile, len(keys), len(files))
+		t.Fatalf("%s has %d files, the corpus %d: regenerate it (docs/tests.md)", *robotsVerdictsFile, len(keys), len(files))
 	}
 	tally := &robotsTally{expected: map[string]int{}}
 	for i, f := range files {
