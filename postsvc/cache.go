@@ -49,6 +49,7 @@ type shard struct {
 	runID      string // "" when redismon has recorded none
 	rdb        *redis.Client
 	tokens     *tokenReads
+	writes     *postWrites // grouped post writes (cachewrite.go)
 }
 
 // NewCache returns a cache with no shards: every read goes to the database until Update.
@@ -97,7 +98,8 @@ func (c *Cache) Update(version int64, nodes []discovery.CacheNode) {
 			// A new incarnation (flushed and revived, or another process vouched for) gets a
 			// fresh pool: no connection made under the old one's expectations is reused.
 			sh = &shard{name: n.Name, addr: n.Addr, epoch: n.Epoch, runID: n.RunID, rdb: c.newClient(n.Addr, n.RunID)}
-			sh.tokens = &tokenReads{sh: sh, timeout: c.timeout}
+			sh.tokens = newTokenReads(sh, c.timeout)
+			sh.writes = newPostWrites(sh, c.timeout)
 		}
 		next.shards[n.Name] = sh
 		names = append(names, n.Name)

@@ -282,30 +282,36 @@ func (c *coverage) fill(ctx context.Context, sh *shard, m merge) error {
 	return nil
 }
 
-// addPost makes one new post visible in its author's list: body first (a reader that sees the id
-// finds it), id, TTL, a new token (after the id: a reader that sees the token sees the post), and
-// the list's length, in one pipeline. None of it needs atomicity; only the trim does, when the
-// list outgrew --list-max, and it runs as its own script.
-func (s *shard) addPost(ctx context.Context, uid, id uint64, body []byte, ttl time.Duration, listMax int) error {
-	var n *redis.IntCmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, postKey(id), body, ttl)
-		p.ZAdd(ctx, listKey(uid), redis.Z{Member: member(id)})
-		p.PExpire(ctx, listKey(uid), ttl)
-		p.Set(ctx, versionKey(uid), newToken(), ttl)
-		n = p.ZCard(ctx, listKey(uid))
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("caching post %d on %s: %w", id, s.name, err)
-	}
-	if n.Val() <= int64(listMax) {
-		return nil
+// addPost makes one new post visible in its author's list and publishes it to the author's
+// streams (streamhub.go): body first (a reader that sees the id finds it), id, TTL, a new token
+// (after the id: a reader that sees the token sees the post), the list's length, and last the
+// PUBLISH (a stream that hears of the post finds it cached). None of it needs atomicity, so it is
+// pipelined, and grouped with the posts of concurrent writes (cachewrite.go); only the trim does,
+// when the list outgrew --list-max, and it runs as its own script. published is the PUBLISH's
+// outcome; err the cache write's.
+func (s *shard) addPost(ctx context.Context, uid, id uint64, body []byte, ttl time.Duration, listMax int) (published, err error) {
+	n, published, err := s.writes.write(ctx, &postWrite{uid: uid, id: id, body: body, ttl: ttl})
+	if err != nil || n <= int64(listMax) {
+		return published, err
 	}
 	if err := trimScript.Run(ctx, s.rdb, []string{listKey(uid), coverageKey(uid)}, listMax).Err(); err != nil {
-		return fmt.Errorf("trimming list of user %d on %s: %w", uid, s.name, err)
+		return published, fmt.Errorf("trimming list of user %d on %s: %w", uid, s.name, err)
 	}
-	return nil
+	return published, nil
+}
+
+// queueAddPost queues addPost's commands for pw on p.
+func queueAddPost(ctx context.Context, p redis.Pipeliner, pw *postWrite) postCmds {
+	pl := listKey(pw.uid)
+	c := postCmds{cached: []redis.Cmder{
+		p.Set(ctx, postKey(pw.id), pw.body, pw.ttl),
+		p.ZAdd(ctx, pl, redis.Z{Member: member(pw.id)}),
+		p.PExpire(ctx, pl, pw.ttl),
+		p.Set(ctx, versionKey(pw.uid), newToken(), pw.ttl),
+	}}
+	c.card = p.ZCard(ctx, pl)
+	c.publish = p.Publish(ctx, channelOf(pw.uid), pw.body)
+	return c
 }
 
 // trimLua is trim(pl, plc, max): it trims a list to its newest max members and, whenever the list

@@ -105,12 +105,8 @@ func (s *Server) demoWrite(ctx *fasthttp.RequestCtx) {
 	in, err := s.rules.parseWriteQuery(uid, args.Peek("contents"), args.Peek("url"))
 	if err == nil {
 		work, cancel := requestContext(ctx)
-		var p post.Post
-		p, err = s.svc.Write(work, in)
+		_, _, err = s.svc.Write(work, in)
 		cancel()
-		if err == nil {
-			s.streams.publish(p)
-		}
 	}
 	if err != nil {
 		page := demoPage{Error: errorMessage(err), Contents: string(args.Peek("contents")), URL: string(args.Peek("url"))}

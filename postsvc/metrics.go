@@ -5,11 +5,17 @@ import "github.com/prometheus/client_golang/prometheus"
 // serviceMetrics are postsvc's own counters, beside the per-route HTTP metrics.
 type serviceMetrics struct {
 	cache        *prometheus.CounterVec // by kind (list, post, url, write, fill) and result (hit, miss, error)
+	listKept     prometheus.Counter     // cache{kind="list",result="kept"}, looked up once: a warm page's only count
 	dbFallbacks  *prometheus.CounterVec // by reason
 	scrap        *prometheus.CounterVec // by result (ok, cached, error, timeout)
 	enqueueFails prometheus.Counter
-	ringMembers  prometheus.Gauge
-	ringVersion  prometheus.Gauge
+	// writeThroughFails counts write-through mode's refused writes (its database upsert failed).
+	writeThroughFails prometheus.Counter
+	// published counts posts published to their author's streams, by result (ok, error,
+	// no_shard); the publish is part of the post's cache write (coverage.go's addPost).
+	published   *prometheus.CounterVec
+	ringMembers prometheus.Gauge
+	ringVersion prometheus.Gauge
 	// coverageRepairs counts deletions of coverage markers after failed cache writes, by result
 	// (scheduled, done, dropped).
 	coverageRepairs *prometheus.CounterVec
@@ -29,6 +35,11 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 		enqueueFails: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "postsvc_enqueue_failures_total", Help: "Writes refused because the queue did not take the job.",
 		}),
+		writeThroughFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "postsvc_write_through_failures_total", Help: "Writes refused in write-through mode because the database primary did not store the post.",
+		}),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "postsvc_stream_published_total",
+			Help: "Acknowledged posts published for streams, by result (ok, error, no_shard)."}, []string{"result"}),
 		ringMembers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "postsvc_cache_ring_members", Help: "ALIVE cache shards on the hash ring.",
 		}),
@@ -39,7 +50,8 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 			Name: "postsvc_coverage_repairs_total", Help: "Coverage markers dropped after failed cache writes, by result (scheduled, done, dropped).",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(m.cache, m.dbFallbacks, m.scrap, m.enqueueFails, m.ringMembers, m.ringVersion, m.coverageRepairs)
+	m.listKept = m.cache.WithLabelValues("list", "kept")
+	reg.MustRegister(m.cache, m.dbFallbacks, m.scrap, m.enqueueFails, m.writeThroughFails, m.published, m.ringMembers, m.ringVersion, m.coverageRepairs)
 	return m
 }
 

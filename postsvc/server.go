@@ -198,13 +198,14 @@ func (s *Server) handleWritePost(ctx *fasthttp.RequestCtx) {
 func (s *Server) write(ctx *fasthttp.RequestCtx, in writeInput, status int) {
 	work, cancel := requestContext(ctx)
 	defer cancel()
-	p, err := s.svc.Write(work, in)
+	_, body, err := s.svc.Write(work, in)
 	if err != nil {
 		httpapi.WriteError(ctx, err)
 		return
 	}
-	s.streams.publish(p)
-	httpapi.WriteJSON(ctx, status, p)
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json; charset=utf-8")
+	ctx.SetBody(body)
 }
 
 func (s *Server) handleList(ctx *fasthttp.RequestCtx) {
@@ -213,9 +214,7 @@ func (s *Server) handleList(ctx *fasthttp.RequestCtx) {
 		httpapi.WriteError(ctx, err)
 		return
 	}
-	work, cancel := requestContext(ctx)
-	defer cancel()
-	body, err := s.svc.PageJSON(work, q)
+	body, err := s.svc.PageJSON(context.WithoutCancel(ctx), requestContext, q)
 	if err != nil {
 		httpapi.WriteError(ctx, err)
 		return
@@ -262,7 +261,7 @@ const requestTimeout = 10 * time.Second
 // requestContext detaches a request's work from the server: fasthttp cancels every RequestCtx the
 // moment Shutdown starts, which would abort the very in-flight requests a drain is meant to let
 // finish (a write could be enqueued and then lose its cache step).
-func requestContext(ctx *fasthttp.RequestCtx) (context.Context, context.CancelFunc) {
+func requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
 }
 

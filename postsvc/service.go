@@ -84,20 +84,26 @@ func newService(cfg Config, d Deps, m *serviceMetrics) *Service {
 // idWait bounds getting an id (the guid client tries every guidd within it).
 const idWait = 2 * time.Second
 
-// Write creates a post. In write-back mode it returns the post once its write-back job is
-// durably enqueued; in write-through mode once its row committed on the database primary. Either
-// way the cache is written only after that, so no read sees a post that was not stored.
-func (s *Service) Write(ctx context.Context, in writeInput) (post.Post, error) {
+// Write creates a post and returns it with its JSON (the answer's body, encoded once for the
+// cache, the streams and the client). In write-back mode it returns once the post's write-back
+// job is durably enqueued; in write-through mode once its row committed on the database primary.
+// Either way the cache is written only after that, so no read sees a post that was not stored.
+func (s *Service) Write(ctx context.Context, in writeInput) (post.Post, []byte, error) {
 	ictx, cancel := context.WithTimeout(ctx, idWait)
 	id, err := s.ids.Next(ictx)
 	cancel()
 	if err != nil {
 		s.log.Warn("guid failed", "err", err)
-		return post.Post{}, httpapi.ErrUnavailable.WithMessage("no post id available; retry")
+		return post.Post{}, nil, httpapi.ErrUnavailable.WithMessage("no post id available; retry")
 	}
 	p := post.Post{ID: id, UserID: in.UserID, Contents: in.Contents, URL: in.URL, CreatedAt: CreatedAt(id)}
 	if in.URL != "" {
 		p.Scrap = s.linkPreview(ctx, in.URL)
+	}
+	body, err := json.Marshal(p)
+	if err != nil { // a post.Post always encodes; its preview was checked to be one JSON object
+		s.log.Error("encoding post", "post_id", p.ID, "err", err)
+		return post.Post{}, nil, httpapi.ErrInternal
 	}
 	if s.cfg.WriteMode == WriteThrough {
 		err = s.writeThrough(ctx, p)
@@ -105,10 +111,10 @@ func (s *Service) Write(ctx context.Context, in writeInput) (post.Post, error) {
 		err = s.enqueue(ctx, p)
 	}
 	if err != nil {
-		return post.Post{}, err
+		return post.Post{}, nil, err
 	}
-	s.cachePost(ctx, p)
-	return p, nil
+	s.cachePost(ctx, p, body)
+	return p, body, nil
 }
 
 // enqueue hands p to the write-back queue.
@@ -132,29 +138,32 @@ func (s *Service) writeThrough(ctx context.Context, p post.Post) error {
 	err := s.primary.Upsert(dctx, []post.Post{p})
 	cancel()
 	if err != nil {
-		s.metrics.enqueueFails.Inc()
+		s.metrics.writeThroughFails.Inc()
 		s.log.Warn("write-through failed", "post_id", p.ID, "user_id", p.UserID, "err", err)
 		return httpapi.ErrUnavailable.WithMessage("the post could not be stored; retry")
 	}
 	return nil
 }
 
-// cachePost makes an enqueued post visible on its author's shard. Failure is logged, never
-// returned: the post is durable and will be read from the database once persisted.
-func (s *Service) cachePost(ctx context.Context, p post.Post) {
+// cachePost makes a stored post visible on its author's shard and publishes it to the author's
+// streams, in one grouped pipeline (coverage.go's addPost). Failure is logged, never returned: the
+// post is durable and will be read from the database once persisted.
+func (s *Service) cachePost(ctx context.Context, p post.Post, body []byte) {
 	sh := s.cache.view().shardFor(listKey(p.UserID))
 	if sh == nil {
 		s.metrics.cacheOp("write", "miss")
-		return
-	}
-	body, err := json.Marshal(p)
-	if err != nil {
-		s.log.Error("encoding post", "post_id", p.ID, "err", err)
+		s.metrics.published.WithLabelValues("no_shard").Inc()
 		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CacheTimeout)
 	defer cancel()
-	if err := sh.addPost(cctx, p.UserID, p.ID, body, s.cfg.PostTTL, s.cfg.ListMax); err != nil {
+	published, err := sh.addPost(cctx, p.UserID, p.ID, body, s.cfg.PostTTL, s.cfg.ListMax)
+	if published != nil {
+		s.metrics.published.WithLabelValues("error").Inc()
+	} else {
+		s.metrics.published.WithLabelValues("ok").Inc()
+	}
+	if err != nil {
 		s.metrics.cacheOp("write", "error")
 		s.log.Warn("cache write failed", "shard", sh.name, "post_id", p.ID, "err", err)
 		// The list now lacks an acknowledged post: it must not be trusted as complete.

@@ -358,7 +358,6 @@ type streamMetrics struct {
 	overflows  prometheus.Counter
 	moves      prometheus.Counter
 	reconnects prometheus.Counter
-	published  *prometheus.CounterVec // by result (ok, error, no_shard)
 	received   *prometheus.CounterVec // by result (ok, unwanted, malformed)
 	resyncs    *prometheus.CounterVec // by result (ok, error)
 }
@@ -370,13 +369,11 @@ func newStreamMetrics(reg prometheus.Registerer) *streamMetrics {
 		overflows:  prometheus.NewCounter(prometheus.CounterOpts{Name: "postsvc_stream_overflows_total", Help: "Subscriber queues dropped for a resync because the client read too slowly."}),
 		moves:      prometheus.NewCounter(prometheus.CounterOpts{Name: "postsvc_stream_moves_total", Help: "Subscribers moved to another shard by a ring change."}),
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "postsvc_stream_shard_reconnects_total", Help: "Pub/sub connections to a shard lost and replaced."}),
-		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "postsvc_stream_published_total",
-			Help: "Acknowledged posts published for streams, by result (ok, error, no_shard)."}, []string{"result"}),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "postsvc_stream_received_total",
 			Help: "Pub/sub messages received, by result (ok, unwanted, malformed)."}, []string{"result"}),
 		resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "postsvc_stream_resyncs_total",
 			Help: "Stream resyncs from the timeline, by result (ok, error)."}, []string{"result"}),
 	}
-	reg.MustRegister(m.open, m.events, m.overflows, m.moves, m.reconnects, m.published, m.received, m.resyncs)
+	reg.MustRegister(m.open, m.events, m.overflows, m.moves, m.reconnects, m.received, m.resyncs)
 	return m
 }

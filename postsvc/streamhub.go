@@ -3,7 +3,7 @@ package postsvc
 // The timeline stream's fan-out (docs/api.md#streaming-a-timeline).
 //
 // A post acknowledged by any postsvcd is PUBLISHed on its author's cache shard, on channel
-// pe:<uid>; every postsvcd with subscribers of that author SUBSCRIBEs there. The author's shard
+// pe:<uid>, last in the pipeline that caches it (coverage.go's addPost); every postsvcd with subscribers of that author SUBSCRIBEs there. The author's shard
 // is the natural place: every postsvcd already holds a client for it and follows the ring, the
 // post itself was just written there, and fan-out load spreads over the shards the way the users
 // do. A dedicated pub/sub node would be one more thing to register, fail over and size.
@@ -30,9 +30,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
-
-	"github.com/the-red/zkpost/post"
 )
 
 const (
@@ -40,8 +37,6 @@ const (
 	streamRingPoll   = 100 * time.Millisecond // how often the hub looks for a new ring
 	streamPing       = 5 * time.Second        // idle time before a shard subscription is pinged
 	streamRetryPause = 500 * time.Millisecond // pause after a failed shard read or resync
-	publishBuffer    = 4096                   // posts waiting to be published before writers publish inline
-	publishBatch     = 128
 )
 
 // channelOf is the pub/sub channel of user uid's posts, on the shard owning listKey(uid).
@@ -80,7 +75,7 @@ func eventOf(uid uint64, payload []byte) (event, bool) {
 }
 
 // hub is one process's side of the fan-out: the subscribers by author, one pub/sub connection per
-// shard that has any, and the publisher of this process's acknowledged posts.
+// shard that has any.
 type hub struct {
 	cache  *Cache
 	cfg    Config
@@ -88,7 +83,6 @@ type hub struct {
 	m      *streamMetrics
 	ctx    context.Context
 	cancel context.CancelFunc
-	pub    chan post.Post
 
 	slots atomic.Int64 // open streams, against cfg.StreamMax
 
@@ -113,93 +107,11 @@ type topic struct {
 func newHub(cache *Cache, cfg Config, log *slog.Logger, reg prometheus.Registerer) *hub {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &hub{cache: cache, cfg: cfg, log: log, m: newStreamMetrics(reg), ctx: ctx, cancel: cancel,
-		pub: make(chan post.Post, publishBuffer), view: cache.view(), topics: map[uint64]*topic{},
+		view: cache.view(), topics: map[uint64]*topic{},
 		shards: map[*shard]*shardSub{}, closing: make(chan struct{})}
-	h.loops.Add(2)
-	go h.publishLoop()
+	h.loops.Add(1)
 	go h.followRing()
 	return h
-}
-
-// publish hands an acknowledged post to the publisher; it never waits on a subscriber. When the
-// publisher is that far behind, the writer publishes inline rather than drop the event.
-func (h *hub) publish(p post.Post) {
-	select {
-	case h.pub <- p:
-	default:
-		h.publishPosts([]post.Post{p})
-	}
-}
-
-func (h *hub) publishLoop() {
-	defer h.loops.Done()
-	for {
-		select {
-		case <-h.ctx.Done():
-			h.drainPublish()
-			return
-		case p := <-h.pub:
-			batch := []post.Post{p}
-			for len(batch) < publishBatch {
-				select {
-				case p := <-h.pub:
-					batch = append(batch, p)
-					continue
-				default:
-				}
-				break
-			}
-			h.publishPosts(batch)
-		}
-	}
-}
-
-// drainPublish publishes what writers handed over before shutdown.
-func (h *hub) drainPublish() {
-	var batch []post.Post
-	for {
-		select {
-		case p := <-h.pub:
-			batch = append(batch, p)
-		default:
-			h.publishPosts(batch)
-			return
-		}
-	}
-}
-
-// publishPosts publishes each post on its author's shard, one pipeline per shard.
-func (h *hub) publishPosts(posts []post.Post) {
-	view := h.cache.view()
-	byShard := map[*shard][]post.Post{}
-	for _, p := range posts {
-		sh := view.shardFor(listKey(p.UserID))
-		if sh == nil {
-			h.m.published.WithLabelValues("no_shard").Inc()
-			continue
-		}
-		byShard[sh] = append(byShard[sh], p)
-	}
-	for sh, ps := range byShard {
-		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.CacheTimeout)
-		_, err := sh.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-			for _, p := range ps {
-				body, err := json.Marshal(p)
-				if err != nil {
-					return err
-				}
-				pipe.Publish(ctx, channelOf(p.UserID), body)
-			}
-			return nil
-		})
-		cancel()
-		result := "ok"
-		if err != nil {
-			result = "error"
-			h.log.Warn("publish failed", "shard", sh.name, "posts", len(ps), "err", err)
-		}
-		h.m.published.WithLabelValues(result).Add(float64(len(ps)))
-	}
 }
 
 // followRing moves subscriptions when the cache ring changes.
@@ -408,7 +320,7 @@ func (h *hub) closeStreams(ctx context.Context) error {
 	}
 }
 
-// close stops the publisher (after publishing what it holds) and every shard subscription.
+// close stops the ring follower and every shard subscription.
 func (h *hub) close() {
 	h.cancel()
 	h.loops.Wait()

@@ -29,9 +29,18 @@ func (s *Service) Page(ctx context.Context, q listQuery) ([]json.RawMessage, uin
 	return p.posts, p.next, nil
 }
 
-// PageJSON is Page as the API's JSON document; a kept page's is rendered once.
-func (s *Service) PageJSON(ctx context.Context, q listQuery) ([]byte, error) {
-	p, err := s.page(ctx, q)
+// PageJSON is Page as the API's JSON document; a kept page's is rendered once. A page kept in
+// process is checked under ctx as it is (its one wait, for the list's token, is bounded by the
+// token batch's own cache timeout); only a page read the full way runs under bound(ctx), so the
+// caller's per-request deadline costs nothing on a warm page.
+func (s *Service) PageJSON(ctx context.Context, bound func(context.Context) (context.Context, context.CancelFunc), q listQuery) ([]byte, error) {
+	view, sh, kept, keptErr := s.lookup(ctx, q)
+	if kept != nil {
+		return kept.body, nil
+	}
+	ctx, cancel := bound(ctx)
+	defer cancel()
+	p, err := s.read(ctx, q, view, sh, keptErr)
 	if err != nil {
 		return nil, err
 	}
@@ -42,19 +51,39 @@ func (s *Service) PageJSON(ctx context.Context, q listQuery) ([]byte, error) {
 }
 
 func (s *Service) page(ctx context.Context, q listQuery) (*keptPage, error) {
+	view, sh, kept, err := s.lookup(ctx, q)
+	if kept != nil {
+		return kept, nil
+	}
+	return s.read(ctx, q, view, sh, err)
+}
+
+// lookup returns the ring view, q's shard under it (nil: none) and the page kept in process for q
+// when it still holds, else nil and the error of its token check (nil when none was needed).
+func (s *Service) lookup(ctx context.Context, q listQuery) (*ringView, *shard, *keptPage, error) {
 	view := s.cache.view()
 	sh := view.shardFor(listKey(q.UserID))
+	if sh == nil {
+		return view, nil, nil, nil
+	}
+	kept, err := s.keptPage(ctx, sh, view, pageKey{uid: q.UserID, from: q.MaxID, limit: q.Limit})
+	if kept != nil {
+		s.metrics.listKept.Inc()
+	}
+	return view, sh, kept, err
+}
+
+// read reads q's page from the cache's list (and the database when it must), keeping it in
+// process when the cache alone proved it; sh is q's shard under view (nil: none), keptErr the
+// error of the kept page's token check, which sends the read straight to the database.
+func (s *Service) read(ctx context.Context, q listQuery, view *ringView, sh *shard, keptErr error) (*keptPage, error) {
 	if sh == nil {
 		s.metrics.dbFallbacks.WithLabelValues("no_shard").Inc()
 		return s.mergedPage(ctx, q, nil, view, listRead{})
 	}
 	key := pageKey{uid: q.UserID, from: q.MaxID, limit: q.Limit}
-	kept, err := s.keptPage(ctx, sh, view, key)
-	if kept != nil {
-		s.metrics.cacheOp("list", "kept")
-		return kept, nil
-	}
 	var r listRead
+	err := keptErr
 	if err == nil {
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.CacheTimeout)
 		r, err = s.cov.read(cctx, sh, q.UserID, q.MaxID, q.Limit+1)

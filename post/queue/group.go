@@ -22,9 +22,13 @@ import (
 // (ErrNotReplicated), a job not found was taken by a worker and stands. When the push got no
 // reply, each job is withdrawn the same way over a fresh connection, and any that cannot be
 // proven gone gets ErrMaybeQueued.
+//
+// Two pushers: one group is in flight while the next forms. More pushers make smaller groups, and
+// each group costs the queue primary and its replica a write and an fsync: with eight, writes/s
+// at 64 connections were about 15 % lower and the queue Redis spent more CPU per post.
 const (
 	groupMax     = 64
-	groupPushers = 8
+	groupPushers = 2
 )
 
 // pushReq is one write waiting for its group.
