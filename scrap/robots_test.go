@@ -50,6 +50,7 @@ func FuzzParseRobots(f *testing.F) {
 	f.Add([]byte("User-agent: zkpost-scrap\nDisallow: /\n"), "/x?y=1")
 	f.Add([]byte("\xff\xfe junk:::\n\n**$$"), "/**")
 	f.Add([]byte("\xef\xbb\xbfuseragent zkpost-scrap/1\rdisalow /caf\xc3\xa9\r"), "/caf%C3%A9")
+	f.Add([]byte("User-agent: *\nDisallow\v/x\nDisallow /y\u00a0z\nAllow: /caf\xc3\xa9/%7e\n"), "/y%C2%A0z")
 	f.Fuzz(func(t *testing.T, body []byte, path string) {
 		r := parseRobots(body, "zkpost-scrap")
 		got := r.allowed(path)

@@ -16,6 +16,7 @@ type Config struct {
 
 	Concurrency   int           // jobs in flight: Concurrency/BatchMax batches at once
 	BatchMax      int           // jobs per fetch and posts per statement at most
+	BatchLinger   time.Duration // least time between a fetcher's fetches while batches come back short
 	CommitTimeout time.Duration // bound on one statement
 	RetryBase     time.Duration
 	RetryCap      time.Duration
@@ -34,6 +35,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Queue.RegisterFlags(fs)
 	fs.IntVar(&c.Concurrency, "concurrency", 512, "jobs in flight: concurrency/batch-max batches are fetched and committed at once")
 	fs.IntVar(&c.BatchMax, "batch-max", 256, "jobs taken per queue round trip and posts per upsert statement at most")
+	fs.DurationVar(&c.BatchLinger, "batch-linger", 50*time.Millisecond,
+		"least time between two fetches of one fetcher while batches come back short of batch-max (larger batches, at most this much more ack-to-commit latency); 0: fetch at once")
 	fs.DurationVar(&c.CommitTimeout, "commit-timeout", 10*time.Second, "bound on one upsert statement")
 	fs.DurationVar(&c.RetryBase, "retry-base", time.Second, "backoff after a job's first failure")
 	fs.DurationVar(&c.RetryCap, "retry-cap", 30*time.Second, "backoff cap")

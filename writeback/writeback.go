@@ -102,6 +102,7 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*Service, erro
 		Queue:       cfg.Queue,
 		Concurrency: cfg.Concurrency,
 		BatchMax:    cfg.BatchMax,
+		BatchLinger: cfg.BatchLinger,
 		Retry:       queue.RetryPolicy{MaxFails: cfg.MaxFails, Base: cfg.RetryBase, Cap: cfg.RetryCap},
 		JobTimeout:  cfg.CommitTimeout + 5*time.Second,
 	}, s.commitBatch, log, reg)

@@ -67,6 +67,60 @@ func TestBatchWorkerTakesBacklogInBatches(t *testing.T) {
 	})
 }
 
+// TestBatchLingerGathersShortBatches checks a fetcher that just took a short batch waits
+// BatchLinger before fetching again: jobs pushed one by one meanwhile arrive in one handler call,
+// no sooner than BatchLinger after the batch before them.
+func TestBatchLingerGathersShortBatches(t *testing.T) {
+	r := itest.StartRedis(t, itest.RedisOptions{AOF: true})
+	e := newEnqueuer(t, r.Addr())
+	ctx := context.Background()
+	const linger = time.Second
+	type call struct {
+		at  time.Time
+		ids []uint64
+	}
+	var mu sync.Mutex
+	var calls []call
+	w := queue.NewBatchWorker(queue.WorkerConfig{Queue: testConfig(), Concurrency: 100, BatchMax: 100,
+		BatchLinger: linger, Retry: queue.RetryPolicy{MaxFails: 10, Base: time.Second, Cap: time.Second}},
+		func(_ context.Context, posts []post.Post) error {
+			c := call{at: time.Now()}
+			for _, p := range posts {
+				c.ids = append(c.ids, p.ID)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, c)
+			return nil
+		}, quiet, prometheus.NewRegistry())
+	w.SetEndpoints(discovery.QueueEndpoints{Primary: r.Addr()})
+	w.Start()
+	t.Cleanup(w.Stop)
+	ncalls := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(calls)
+	}
+	if err := e.Enqueue(ctx, samplePost(1)); err != nil {
+		t.Fatal(err)
+	}
+	itest.WaitFor(t, 10*time.Second, "the first post handled", func() bool { return ncalls() == 1 })
+	for id := uint64(2); id <= 6; id++ { // one push each, well within the linger
+		if err := e.Enqueue(ctx, samplePost(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	itest.WaitFor(t, 10*time.Second, "the next posts handled", func() bool { return ncalls() >= 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 2 || len(calls[1].ids) != 5 {
+		t.Fatalf("handler calls %v, want [1] then the 5 posts pushed during the linger in one call", calls)
+	}
+	if gap := calls[1].at.Sub(calls[0].at); gap < linger-50*time.Millisecond {
+		t.Errorf("second batch %v after the first, want ≥ the %v linger", gap, linger)
+	}
+}
+
 // TestIdleWorkerBlocksInsteadOfPolling checks an idle worker sends about one command per
 // IdleBlock (a blocking pop) rather than polling, and still takes a job pushed meanwhile.
 func TestIdleWorkerBlocksInsteadOfPolling(t *testing.T) {

@@ -62,7 +62,13 @@ type WorkerConfig struct {
 	// BatchMax is the most jobs taken in one round trip and handed to one handler call (default
 	// min(Concurrency, 256)).
 	BatchMax int
-	Retry    RetryPolicy
+	// BatchLinger is the least time between two fetches of one fetcher while batches come back
+	// short of BatchMax (0: fetch again at once): the jobs that arrive meanwhile join the next
+	// batch, so a busy queue drains in fewer, larger batches at the cost of at most BatchLinger
+	// of ack→commit latency. A full batch is followed at once; an empty queue is waited on
+	// (IdleBlock), never polled.
+	BatchLinger time.Duration
+	Retry       RetryPolicy
 	// JobTimeout bounds one handler call (its context's deadline).
 	JobTimeout time.Duration
 	// ReapInterval is how often dead pools' in-progress jobs are re-queued (default 5 s);
@@ -406,7 +412,10 @@ func (w *Worker) reapLoop(ctx context.Context, run *poolRun) {
 // settled, even when ctx ends meanwhile.
 func (w *Worker) drain(ctx context.Context, run *poolRun, pool string) {
 	pause := time.Duration(0)
+	var fetched time.Time
 	for ctx.Err() == nil {
+		w.linger(ctx, fetched)
+		fetched = time.Now()
 		var raws [][]byte
 		err := w.conn(ctx, run, func(fctx context.Context, c redis.Conn) error {
 			var err error
@@ -416,6 +425,9 @@ func (w *Worker) drain(ctx context.Context, run *poolRun, pool string) {
 		if len(raws) > 0 {
 			w.m.fetches.Observe(float64(len(raws)))
 			w.process(run, pool, raws)
+		}
+		if len(raws) == 0 || len(raws) >= w.cfg.BatchMax {
+			fetched = time.Time{} // nothing to wait for: the queue was empty, or is busy enough
 		}
 		if err == nil {
 			pause = 0
@@ -432,6 +444,23 @@ func (w *Worker) drain(ctx context.Context, run *poolRun, pool string) {
 		case <-ctx.Done():
 		case <-time.After(pause):
 		}
+	}
+}
+
+// linger waits until BatchLinger has passed since the fetch at last (zero: no wait), or ctx ends.
+func (w *Worker) linger(ctx context.Context, last time.Time) {
+	if last.IsZero() || w.cfg.BatchLinger <= 0 {
+		return
+	}
+	wait := time.Until(last.Add(w.cfg.BatchLinger))
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 

@@ -85,6 +85,7 @@ end
 
 func readWarmScenario() Scenario {
 	var targets []string
+	var baseline string
 	return Scenario{
 		Name: "read-warm",
 		Unit: "page",
@@ -107,11 +108,12 @@ func readWarmScenario() Scenario {
 			if err != nil {
 				return Arm{}, err
 			}
+			baseline = addr
 			return Arm{Name: "httpbaseline", Targets: []string{addr}, Path: "/",
 				Script: fmt.Sprintf(readLua, warmUserBase, warmUsers-1, pageLimit)}, nil
 		},
 		After: func(ctx context.Context, env *Env, o options, res map[int][2][]Round) error {
-			return halfLoadRound(ctx, env, o, res, targets)
+			return halfLoadRounds(ctx, env, o, res, targets, baseline)
 		},
 	}
 }
@@ -317,9 +319,11 @@ func startBaseline(ctx context.Context, env *Env, target string, uid int) (strin
 	return addr, waitReady(ctx, "http://"+addr+"/", logf.Name())
 }
 
-// halfLoadRound reads warm pages at half the median postsvcd rate of the highest connection count
-// (16 connections pausing between requests) and reports the latency there.
-func halfLoadRound(ctx context.Context, env *Env, o options, res map[int][2][]Round, targets []string) error {
+// halfLoadRounds reads warm pages at half the median postsvcd rate of the highest connection
+// count (16 connections pausing between requests), interleaved with httpbaseline offered the same
+// rate (A B A B, o.pairs pairs), and reports the latency of both: the baseline's is what this
+// machine's scheduling costs any server at that load.
+func halfLoadRounds(ctx context.Context, env *Env, o options, res map[int][2][]Round, targets []string, baseline string) error {
 	var rates []float64
 	for _, r := range res[slices.Max(o.conns)][0] {
 		rates = append(rates, float64(r.Wrk.OK())/r.Wrk.Duration.Seconds())
@@ -330,18 +334,44 @@ func halfLoadRound(ctx context.Context, env *Env, o options, res map[int][2][]Ro
 	}
 	const conns = 16
 	pause := float64(conns) / half * 1000 // ms between a connection's requests
-	arm := Arm{Name: "postsvcd", Targets: targets, Path: "/",
-		Script: fmt.Sprintf(readLua, warmUserBase, warmUsers-1, pageLimit) +
-			fmt.Sprintf("\nfunction delay() return %.3f * (0.5 + math.random()) end\n", pause)}
-	r, err := runRound(ctx, env, o, arm, conns, o.duration)
-	if err != nil {
-		return fmt.Errorf("half-load round: %w", err)
+	script := fmt.Sprintf(readLua, warmUserBase, warmUsers-1, pageLimit) +
+		fmt.Sprintf("\nfunction delay() return %.3f * (0.5 + math.random()) end\n", pause)
+	arms := [2]Arm{{Name: "postsvcd", Targets: targets, Path: "/", Script: script},
+		{Name: "httpbaseline", Targets: []string{baseline}, Path: "/", Script: script}}
+	var rounds [2][]Round
+	for pair := range o.pairs {
+		for i, arm := range arms {
+			r, err := runRound(ctx, env, o, arm, conns, o.duration)
+			if err != nil {
+				return fmt.Errorf("half-load round: %w", err)
+			}
+			fmt.Fprintf(env.Log, "  half load pair %d %-12s %6.0f/s  p50 %-9s p99 %-9s %4.0f µs machine CPU/page\n",
+				pair+1, arm.Name, float64(r.Wrk.OK())/r.Wrk.Duration.Seconds(), r.Wrk.P50, r.Wrk.P99, perOp(r.Machine, r.Ops))
+			rounds[i] = append(rounds[i], r)
+		}
 	}
-	fmt.Fprintf(env.Log, "\n== warm pages at half load (target %.0f/s, got %.0f/s, %d conns)\n",
-		half, float64(r.Wrk.OK())/r.Wrk.Duration.Seconds(), conns)
-	fmt.Fprintf(env.Log, "p50 %s  p99 %s  machine CPU %.0f µs/page  postsvcd CPU %.0f µs/page\n",
-		r.Wrk.P50, r.Wrk.P99, perOp(r.Machine, r.Ops), perOp(r.Procs["postsvcd (reads)"], r.Ops))
+	fmt.Fprintf(env.Log, "\n== warm pages at half load (target %.0f/s, %d conns, %d pairs): medians; ratio = median over pairs of A/B\n", half, conns, o.pairs)
+	fmt.Fprintf(env.Log, "%-28s %12s %12s %8s\n", "", arms[0].Name, arms[1].Name, "A/B")
+	row := func(name string, f func(Round) float64) {
+		ratios := make([]float64, len(rounds[0]))
+		for i := range ratios {
+			ratios[i] = f(rounds[0][i]) / f(rounds[1][i])
+		}
+		fmt.Fprintf(env.Log, "%-28s %12.2f %12.2f %8.2f\n", name, medianOf(rounds[0], f), medianOf(rounds[1], f), median(ratios))
+	}
+	row("served/s", func(r Round) float64 { return float64(r.Wrk.OK()) / r.Wrk.Duration.Seconds() })
+	row("p50 latency (ms)", func(r Round) float64 { return ms(r.Wrk.P50) })
+	row("p99 latency (ms)", func(r Round) float64 { return ms(r.Wrk.P99) })
+	row("machine CPU µs/page", func(r Round) float64 { return perOp(r.Machine, r.Ops) })
 	return nil
+}
+
+func medianOf(rs []Round, f func(Round) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	return median(v)
 }
 
 // get returns the body of a 200 answer to a GET of url.

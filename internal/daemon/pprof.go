@@ -1,10 +1,10 @@
 //go:build pprof
 
-package main
+package daemon
 
-// Built only with -tags pprof (see docs/benchmarks.md#profiling): when $ZKPOST_PPROF_DIR is set,
-// serves net/http/pprof on a free loopback port and writes that address to
-// $ZKPOST_PPROF_DIR/<program>-<pid>. Normal builds have no profiling endpoint.
+// Built only with -tags pprof (docs/benchmarks.md#profiling): a daemon built so, started with
+// $ZKPOST_PPROF_DIR set, serves net/http/pprof on a free loopback port and writes that address
+// to $ZKPOST_PPROF_DIR/<program>-<pid>. Normal builds have no profiling endpoint.
 
 import (
 	"fmt"
