@@ -128,7 +128,7 @@ func (s *Stack) SetNode(t testing.TB, p string, data []byte) {
 	var err error
 	ok := itest.Eventually(20*time.Second, func() bool {
 		if err = s.Conn.EnsurePath(p); err == nil {
-			_, err = s.Conn.ZK().Set(p, data, -1)
+			_, err = s.Conn.Set(p, data, -1)
 		}
 		return err == nil
 	})
