@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -282,30 +283,41 @@ func genMixedLine(r *rand.Rand) string {
 	return pick(r, mixIndents) + key + pick(r, mixSeps) + val + pick(r, mixComments)
 }
 
-// TestRobotsWriteCases writes the corpus for the out-of-tree program that asks Google's matcher
-// (docs/tests.md#robotstxt-against-googles-matcher): go test -run TestRobotsWriteCases
-// ./scrap/ -robots.cases=FILE.
-func TestRobotsWriteCases(t *testing.T) {
+// TestMain writes the corpus for the out-of-tree program that asks Google's matcher, instead of
+// running the tests, when -robots.cases is set
+// (docs/tests.md#robotstxt-against-googles-matcher): go test ./scrap/ -robots.cases=FILE.
+func TestMain(m *testing.M) {
+	flag.Parse()
 	if *robotsCasesOut == "" {
-		t.Skip("set -robots.cases=FILE to write the differential corpus")
+		os.Exit(m.Run())
 	}
-	f, err := os.Create(*robotsCasesOut)
+	n, err := writeRobotsCases(*robotsCasesOut)
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, "writing the robots.txt corpus:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("%d files written to %s\n", n, *robotsCasesOut)
+	os.Exit(0)
+}
+
+// writeRobotsCases writes robotsDiffCorpus to path as JSON lines and returns how many files.
+func writeRobotsCases(path string) (int, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
 	}
 	w := bufio.NewWriter(f)
 	enc := json.NewEncoder(w)
 	files := robotsDiffCorpus()
 	for _, c := range files {
 		if err := enc.Encode(c); err != nil {
-			t.Fatal(err)
+			f.Close()
+			return 0, err
 		}
 	}
 	if err := w.Flush(); err != nil {
-		t.Fatal(err)
+		f.Close()
+		return 0, err
 	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%d files written to %s", len(files), *robotsCasesOut)
+	return len(files), f.Close()
 }
