@@ -7,7 +7,9 @@
 package launch
 
 import (
+	"context"
 	"maps"
+	"net/http"
 	"slices"
 	"time"
 
@@ -106,3 +108,23 @@ func (p Program) Env(in Instance) map[string]string {
 
 // ReadyURL is the readiness URL of an instance listening on hostport.
 func (p Program) ReadyURL(hostport string) string { return "http://" + hostport + p.ReadyPath }
+
+// readyClient is the client of Ready; each probe has its own deadline too.
+var readyClient = &http.Client{Timeout: 2 * time.Second}
+
+// Ready reports whether GET url answers 200 within 2 s (or ctx's end): the readiness probe of a
+// daemon (ReadyURL) and of the other HTTP servers a local cluster runs.
+func Ready(ctx context.Context, url string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := readyClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/the-red/zkpost/internal/launch"
 )
 
 const defaultDaemonReadyTimeout = 20 * time.Second
@@ -84,7 +85,7 @@ func newDaemon(tb testing.TB, spec DaemonSpec) *Process {
 func daemonProbe(spec DaemonSpec) func() bool {
 	switch {
 	case spec.ReadyURL != "":
-		return func() bool { return httpOK(spec.ReadyURL) }
+		return func() bool { return launch.Ready(context.Background(), spec.ReadyURL) }
 	case spec.Port != 0:
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(spec.Port))
 		return func() bool { return dialable(addr) }
@@ -109,23 +110,6 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 		}
 	}
 	return false
-}
-
-var probeClient = &http.Client{Timeout: time.Second}
-
-func httpOK(url string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return false
-	}
-	resp, err := probeClient.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }
 
 // builds caches BuildBinary results per package for the test process; each

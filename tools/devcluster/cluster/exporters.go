@@ -62,7 +62,7 @@ func (c *Cluster) exporterSpec(n Node) (spec, error) {
 	}
 	return spec{
 		bin: bin, args: append(args, c.cfg.ExtraArgs[n.Name]...), prepare: prepare,
-		ready: func(ctx context.Context) bool { return httpOK(ctx, "http://"+c.addr(n.Name)+"/") },
+		ready: func(ctx context.Context) bool { return launch.Ready(ctx, "http://"+c.addr(n.Name)+"/") },
 	}, nil
 }
 
@@ -101,6 +101,6 @@ func (c *Cluster) zkExporterSpec(n Node) (spec, error) {
 	return spec{
 		bin: bin, args: append(args, c.cfg.ExtraArgs[n.Name]...),
 		prepare: func(context.Context) error { return ensureDir(c.dataDir(n.Name)) },
-		ready:   func(ctx context.Context) bool { return httpOK(ctx, zkExporterProgram.ReadyURL(addr)) },
+		ready:   func(ctx context.Context) bool { return launch.Ready(ctx, zkExporterProgram.ReadyURL(addr)) },
 	}, nil
 }

@@ -99,7 +99,7 @@ func (c *Cluster) daemonSpec(n Node) (spec, error) {
 	return spec{
 		bin: bin, args: append(args, c.cfg.ExtraArgs[n.Name]...),
 		prepare: func(context.Context) error { return ensureDir(c.dataDir(n.Name)) },
-		ready:   func(ctx context.Context) bool { return httpOK(ctx, readyURL) },
+		ready:   func(ctx context.Context) bool { return launch.Ready(ctx, readyURL) },
 	}, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/the-red/zkpost/internal/launch"
 	"github.com/the-red/zkpost/monitoring"
 )
 
@@ -93,6 +94,6 @@ func (c *Cluster) prometheusSpec(n Node) (spec, error) {
 			}
 			return os.WriteFile(cfgPath, b, 0o644)
 		},
-		ready: func(ctx context.Context) bool { return httpOK(ctx, "http://"+addr+"/-/ready") },
+		ready: func(ctx context.Context) bool { return launch.Ready(ctx, "http://"+addr+"/-/ready") },
 	}, nil
 }
