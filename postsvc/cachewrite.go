@@ -84,11 +84,13 @@ func (w *postWrites) send(batch []*postWrite) {
 // outcome returns the first error of the post's cache commands, and its PUBLISH's; perr (the
 // pipeline's) stands for a reply that never came.
 func (c postCmds) outcome(perr error) (cached, published error) {
-	for _, cmd := range append(c.cached, c.card) {
-		if err := cmd.Err(); err != nil {
-			cached = err
+	for _, cmd := range c.cached {
+		if cached = cmd.Err(); cached != nil {
 			break
 		}
+	}
+	if cached == nil {
+		cached = c.card.Err()
 	}
 	published = c.publish.Err()
 	if perr != nil && !errors.Is(perr, redis.Nil) {
