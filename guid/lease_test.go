@@ -94,6 +94,7 @@ func TestPausedServerIssuesNothingUntilReleased(t *testing.T) {
 	})
 
 	a.Pause()
+	paused := time.Now() // a is stopped: no id it issued can be later than this
 	itest.WaitFor(t, sessionTimeout+5*time.Second, "the paused server's lease to expire", func() bool {
 		return !c.exists(t, c.leasePath(oldWorker))
 	})
@@ -122,7 +123,7 @@ func TestPausedServerIssuesNothingUntilReleased(t *testing.T) {
 	var afterResume []answer
 	for _, ans := range answers {
 		all = append(all, ans.ids...)
-		if ans.node == a.Name && ans.at.After(resumed) {
+		if ans.node == a.Name && ans.at.After(resumed) && !issuedBefore(ans, oldWorker, paused) {
 			afterResume = append(afterResume, ans)
 		}
 	}
@@ -213,4 +214,20 @@ func createPath(tb testing.TB, zc *zk.Conn, p, data string) {
 			tb.Fatalf("creating %s: %v", cur, err)
 		}
 	}
+}
+
+// issuedBefore reports whether ans is a 200 whose ids were all issued under worker before t: an
+// answer the server produced before it was stopped, whose response reached the client only after
+// it resumed. Such an answer is not one the paused server served after the pause.
+func issuedBefore(ans answer, worker int, t time.Time) bool {
+	if ans.status != 200 || len(ans.ids) == 0 {
+		return false
+	}
+	for _, id := range ans.ids {
+		d := guid.Decode(id)
+		if d.Worker != worker || d.Ms+guid.EpochMs > t.UnixMilli() {
+			return false
+		}
+	}
+	return true
 }
