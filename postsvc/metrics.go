@@ -19,6 +19,8 @@ type serviceMetrics struct {
 	// coverageRepairs counts deletions of coverage markers after failed cache writes, by result
 	// (scheduled, done, dropped).
 	coverageRepairs *prometheus.CounterVec
+	// refreshes counts background renewals of coverage markers (refresh.go), by result (done, error).
+	refreshes *prometheus.CounterVec
 }
 
 func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
@@ -50,8 +52,11 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 			Name: "postsvc_coverage_repairs_total", Help: "Coverage markers dropped after failed cache writes, by result (scheduled, done, dropped).",
 		}, []string{"result"}),
 	}
+	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postsvc_coverage_refreshes_total", Help: "Coverage markers renewed in the background before they expired, by result (done, error).",
+	}, []string{"result"})
 	m.listKept = m.cache.WithLabelValues("list", "kept")
-	reg.MustRegister(m.cache, m.dbFallbacks, m.scrap, m.enqueueFails, m.writeThroughFails, m.published, m.ringMembers, m.ringVersion, m.coverageRepairs)
+	reg.MustRegister(m.cache, m.dbFallbacks, m.scrap, m.enqueueFails, m.writeThroughFails, m.published, m.ringMembers, m.ringVersion, m.coverageRepairs, m.refreshes)
 	return m
 }
 

@@ -100,6 +100,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	err := s.http.ShutdownWithContext(ctx)
 	s.streams.close()
+	s.svc.closeRefreshes()
 	s.svc.cache.Close()
 	if err != nil {
 		return fmt.Errorf("draining http: %w", err)

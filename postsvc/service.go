@@ -57,18 +57,19 @@ type Deps struct {
 
 // Service holds the write and read logic, independent of HTTP.
 type Service struct {
-	cfg     Config
-	ids     IDSource
-	preview Previewer
-	queue   Queue
-	store   Store
-	primary Primary
-	cache   *Cache
-	cov     *coverage  // timeline coverage markers (coverage.go)
-	pages   *pageCache // pages kept in process (pages.go)
-	log     *slog.Logger
-	metrics *serviceMetrics
-	now     func() time.Time
+	cfg       Config
+	ids       IDSource
+	preview   Previewer
+	queue     Queue
+	store     Store
+	primary   Primary
+	cache     *Cache
+	cov       *coverage  // timeline coverage markers (coverage.go)
+	pages     *pageCache // pages kept in process (pages.go)
+	refreshes refresher  // markers renewed ahead of expiry (refresh.go)
+	log       *slog.Logger
+	metrics   *serviceMetrics
+	now       func() time.Time
 }
 
 func newService(cfg Config, d Deps, m *serviceMetrics) *Service {

@@ -69,6 +69,7 @@ func (s *Service) lookup(ctx context.Context, q listQuery) (*ringView, *shard, *
 	kept, err := s.keptPage(ctx, sh, view, pageKey{uid: q.UserID, from: q.MaxID, limit: q.Limit})
 	if kept != nil {
 		s.metrics.listKept.Inc()
+		s.maybeRefresh(q, kept.until.Sub(s.now()))
 	}
 	return view, sh, kept, err
 }
@@ -102,6 +103,7 @@ func (s *Service) read(ctx context.Context, q listQuery, view *ringView, sh *sha
 		return s.mergedPage(ctx, q, sh, view, r)
 	}
 	s.metrics.cacheOp("list", "hit")
+	s.maybeRefresh(q, r.markerTL)
 	posts, missed, complete, err := s.bodies(ctx, sh, ids, nil)
 	if err != nil {
 		return nil, err
