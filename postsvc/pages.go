@@ -29,7 +29,7 @@ type pageKey struct {
 type keptPage struct {
 	version int64     // ring version
 	token   string    // plv:<uid> at the read
-	until   time.Time // when the marker that proved it expires
+	until   time.Time // when the marker that proved it enters its refresh window (timeline.go's keptFor)
 	posts   []json.RawMessage
 	next    uint64
 	body    []byte // the API's JSON document of the page

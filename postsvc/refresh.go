@@ -14,6 +14,13 @@ import (
 // the marker is gone: it renews the marker (coverage.go's fill) before it expires. At most one
 // refresh per user runs at a time; a refresh is a read like any other, so what it may claim is
 // what a foreground read at that moment may claim (docs/failure-semantics.md §4).
+//
+// Only a read of the list itself sees the marker's age. A page kept in process therefore ends
+// in the first half of the marker's last quarter, at a random point (timeline.go's keptFor): the
+// next request reads the list, starts the refresh unless another instance has made one already,
+// and is not kept (its marker is old); once the renewed marker is read, the page is kept again.
+// So a marker is renewed about once per life, whichever instances read it, and no page is kept
+// past the marker that proved it.
 type refresher struct {
 	mu      sync.Mutex
 	running map[uint64]struct{}
@@ -25,9 +32,11 @@ type refresher struct {
 func (s *Service) refreshAhead() time.Duration { return s.cfg.CoverageTTL / 4 }
 
 // maybeRefresh starts a background refresh of q's first page when left, the remaining life of the
-// marker that proved it, is short.
-func (s *Service) maybeRefresh(q listQuery, left time.Duration) {
-	if q.MaxID != 0 || left <= 0 || left >= s.refreshAhead() {
+// marker that proved it under view, is short. Not within --coverage-settle of view's install: a
+// merge then claims nothing, so the refresh would renew nothing and the next read would start
+// another.
+func (s *Service) maybeRefresh(q listQuery, view *ringView, left time.Duration) {
+	if q.MaxID != 0 || left <= 0 || left >= s.refreshAhead() || s.now().Sub(view.since) < s.cfg.Settle {
 		return
 	}
 	r := &s.refreshes

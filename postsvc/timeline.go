@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"time"
@@ -69,7 +70,6 @@ func (s *Service) lookup(ctx context.Context, q listQuery) (*ringView, *shard, *
 	kept, err := s.keptPage(ctx, sh, view, pageKey{uid: q.UserID, from: q.MaxID, limit: q.Limit})
 	if kept != nil {
 		s.metrics.listKept.Inc()
-		s.maybeRefresh(q, kept.until.Sub(s.now()))
 	}
 	return view, sh, kept, err
 }
@@ -103,14 +103,15 @@ func (s *Service) read(ctx context.Context, q listQuery, view *ringView, sh *sha
 		return s.mergedPage(ctx, q, sh, view, r)
 	}
 	s.metrics.cacheOp("list", "hit")
-	s.maybeRefresh(q, r.markerTL)
+	s.maybeRefresh(q, view, r.markerTL)
 	posts, missed, complete, err := s.bodies(ctx, sh, ids, nil)
 	if err != nil {
 		return nil, err
 	}
 	s.putBodies(ctx, sh, q.UserID, missed)
-	p := &keptPage{version: view.version, token: r.token, until: s.now().Add(s.keptFor(r)), posts: posts, next: next}
-	if complete {
+	keep := s.keptFor(r)
+	p := &keptPage{version: view.version, token: r.token, until: s.now().Add(keep), posts: posts, next: next}
+	if complete && keep > 0 {
 		p.body = appendPage(nil, posts, next)
 		s.pages.put(key, p)
 	}
@@ -156,12 +157,17 @@ func (s *Service) keptPage(ctx context.Context, sh *shard, view *ringView, key p
 	return p, nil
 }
 
-// keptFor is how long a page read under r may be kept: no longer than the marker that proved it.
+// keptFor is how long a page read under r may be kept: no longer than the marker that proved it,
+// and not into the marker's last refreshAhead (refresh.go), so that a list read sees the marker
+// age and renews it; the page read then is kept again once the renewed marker is seen. Where in
+// the first half of that window a kept page ends is random, so that of the instances keeping a
+// user's page usually one renews the marker and the others find it renewed.
 func (s *Service) keptFor(r listRead) time.Duration {
 	if r.markerTL <= 0 {
 		return 0
 	}
-	return min(r.markerTL, s.cfg.CoverageTTL)
+	ahead := s.refreshAhead()
+	return min(r.markerTL, s.cfg.CoverageTTL) - ahead + rand.N(ahead/2+1)
 }
 
 // mergedPage builds the page from the database and what the cache had, and writes it back.

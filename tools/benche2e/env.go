@@ -194,17 +194,25 @@ func (e *Env) StartLike(ctx context.Context, node, group string, flags ...string
 	return e.StartLikeWith(ctx, node, group, "", flags...)
 }
 
-// StartLikeWith is StartLike running the program bin instead of the node's own ("" keeps it).
-func (e *Env) StartLikeWith(ctx context.Context, node, group, bin string, flags ...string) (string, error) {
+// NodeArgs returns the command line of a running cluster node.
+func (e *Env) NodeArgs(node string) ([]string, error) {
 	n, ok := e.Node(node)
 	if !ok {
-		return "", fmt.Errorf("node %s not running", node)
+		return nil, fmt.Errorf("node %s not running", node)
 	}
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", n.Pid))
 	if err != nil {
-		return "", fmt.Errorf("reading %s's command line: %w", node, err)
+		return nil, fmt.Errorf("reading %s's command line: %w", node, err)
 	}
-	args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+	return strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00"), nil
+}
+
+// StartLikeWith is StartLike running the program bin instead of the node's own ("" keeps it).
+func (e *Env) StartLikeWith(ctx context.Context, node, group, bin string, flags ...string) (string, error) {
+	args, err := e.NodeArgs(node)
+	if err != nil {
+		return "", err
+	}
 	addr, err := freeAddr()
 	if err != nil {
 		return "", err

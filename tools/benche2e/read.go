@@ -17,6 +17,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -90,14 +91,18 @@ func readWarmScenario() Scenario {
 		Name: "read-warm",
 		Unit: "page",
 		A: func(ctx context.Context, env *Env) (Arm, error) {
-			var err error
+			settle, err := readerSettle(env)
+			if err != nil {
+				return Arm{}, err
+			}
+			settled := time.Now().Add(settle)
 			if targets, err = startReaders(ctx, env); err != nil {
 				return Arm{}, err
 			}
 			if err := seedUsers(ctx, env, warmUserBase, warmUsers, 12); err != nil {
 				return Arm{}, err
 			}
-			if err := warmUp(ctx, targets, warmUserBase, warmUsers); err != nil {
+			if err := warmUp(ctx, targets, warmUserBase, warmUsers, settled); err != nil {
 				return Arm{}, err
 			}
 			return Arm{Name: "postsvcd", Targets: targets, Path: "/",
@@ -162,6 +167,32 @@ func readColdScenario() Scenario {
 	}
 }
 
+// readerSettle is the --coverage-settle of the readers startReaders starts: postsvc-1's.
+func readerSettle(env *Env) (time.Duration, error) {
+	args, err := env.NodeArgs("postsvc-1")
+	if err != nil {
+		return 0, err
+	}
+	return coverageSettle(args[1:])
+}
+
+// coverageSettle is the --coverage-settle a postsvcd command line sets, else postsvcd's default.
+func coverageSettle(args []string) (time.Duration, error) {
+	for i, a := range args {
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name != "coverage-settle" || !strings.HasPrefix(a, "-") {
+			continue
+		}
+		if !hasVal && i+1 < len(args) {
+			val = args[i+1]
+		}
+		return time.ParseDuration(val)
+	}
+	var c postsvc.Config
+	c.RegisterFlags(flag.NewFlagSet("postsvcd", flag.ContinueOnError))
+	return c.Settle, nil
+}
+
 // startReaders starts two postsvcd from --bin with postsvc-1's command line.
 func startReaders(ctx context.Context, env *Env) ([]string, error) {
 	bin, err := filepath.Abs(filepath.Join(env.Bin, "postsvcd"))
@@ -224,14 +255,18 @@ func postIDs(ctx context.Context, env *Env, uid int) ([]uint64, error) {
 	return ids, rows.Err()
 }
 
-// warmUp reads every user's first page through every target until one whole pass is served from
-// the cache: a pass that needed no merge with the database (postsvc_db_fallbacks_total{reason=
-// "not_covered"} unchanged). A new postsvcd claims no coverage for --coverage-settle after it
-// installs its ring, so the first passes merge; measuring then would time the database.
-func warmUp(ctx context.Context, targets []string, base, users int) error {
+// warmUp reads every user's first page through every target until one whole pass, begun after
+// settled, is served from the cache: a pass that needed no merge with the database
+// (postsvc_db_fallbacks_total{reason="not_covered"} unchanged). A new postsvcd claims no coverage
+// for --coverage-settle after it installs its ring (settled is when that ends), so its first
+// passes merge, and a pass before settled can be clean only because markers written by earlier
+// processes have not expired yet: when they do, the reads merge without renewing them, and
+// measuring then would time the database.
+func warmUp(ctx context.Context, targets []string, base, users int, settled time.Time) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for _, t := range targets {
 		for {
+			began := time.Now()
 			before, err := notCovered(ctx, t)
 			if err != nil {
 				return err
@@ -245,7 +280,7 @@ func warmUp(ctx context.Context, targets []string, base, users int) error {
 			if err != nil {
 				return err
 			}
-			if after == before {
+			if after == before && !began.Before(settled) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -344,7 +379,7 @@ func startBaseline(ctx context.Context, env *Env, target string, uid int) (strin
 }
 
 // halfLoadRounds reads warm pages at half the median postsvcd rate of the highest connection
-// count (16 connections pausing between requests), interleaved with httpbaseline offered the same
+// count (that many connections pacing themselves, pacedScript), interleaved with httpbaseline offered the same
 // rate (A B A B, o.pairs pairs), and reports the latency of both: the baseline's is what this
 // machine's scheduling costs any server at that load.
 func halfLoadRounds(ctx context.Context, env *Env, o options, res map[int][2][]Round, targets []string, baseline string) error {
@@ -356,10 +391,8 @@ func halfLoadRounds(ctx context.Context, env *Env, o options, res map[int][2][]R
 	if half < 1 {
 		return nil
 	}
-	const conns = 16
-	pause := float64(conns) / half * 1000 // ms between a connection's requests
-	script := fmt.Sprintf(readLua, warmUserBase, warmUsers-1, pageLimit) +
-		fmt.Sprintf("\nfunction delay() return %.3f * (0.5 + math.random()) end\n", pause)
+	conns := slices.Max(o.conns)
+	script := pacedScript(fmt.Sprintf(readLua, warmUserBase, warmUsers-1, pageLimit), conns, half)
 	arms := [2]Arm{{Name: "postsvcd", Targets: targets, Path: "/", Script: script},
 		{Name: "httpbaseline", Targets: []string{baseline}, Path: "/", Script: script}}
 	var rounds [2][]Round
