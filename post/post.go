@@ -34,8 +34,16 @@ type wire struct {
 	CreatedAt string          `json:"created_at"`
 }
 
-// MarshalJSON writes the client form of docs/api.md#postsvcd.
+// MarshalJSON writes the client form of docs/api.md#postsvcd (AppendJSON).
 func (p Post) MarshalJSON() ([]byte, error) {
+	if len(p.Scrap) > 0 {
+		return json.Marshal(p.wire())
+	}
+	return p.AppendJSON(nil), nil
+}
+
+// wire is p in the struct encoding/json writes the client form from.
+func (p Post) wire() wire {
 	w := wire{ID: p.ID, IDStr: strconv.FormatUint(p.ID, 10), UserID: p.UserID, Contents: p.Contents,
 		Scrap: p.Scrap, CreatedAt: p.CreatedAt.UTC().Format(time.RFC3339Nano)}
 	if p.URL != "" {
@@ -44,7 +52,7 @@ func (p Post) MarshalJSON() ([]byte, error) {
 	if len(w.Scrap) == 0 {
 		w.Scrap = json.RawMessage("{}")
 	}
-	return json.Marshal(w)
+	return w
 }
 
 // UnmarshalJSON reads the client form. The id is taken from post_id_str when present, since a

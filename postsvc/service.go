@@ -101,11 +101,7 @@ func (s *Service) Write(ctx context.Context, in writeInput) (post.Post, []byte, 
 	if in.URL != "" {
 		p.Scrap = s.linkPreview(ctx, in.URL)
 	}
-	body, err := json.Marshal(p)
-	if err != nil { // a post.Post always encodes; its preview was checked to be one JSON object
-		s.log.Error("encoding post", "post_id", p.ID, "err", err)
-		return post.Post{}, nil, httpapi.ErrInternal
-	}
+	body := p.AppendJSON(nil) // its preview was checked to be one JSON object (linkPreview)
 	if s.cfg.WriteMode == WriteThrough {
 		err = s.writeThrough(ctx, p)
 	} else {

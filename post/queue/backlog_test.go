@@ -28,10 +28,7 @@ func TestBacklogReportsDepthAndOldestAge(t *testing.T) {
 	}
 	now := time.Now()
 	for _, age := range []time.Duration{2 * time.Minute, 5 * time.Second} { // oldest pushed first
-		doc, err := newJob(post.Post{ID: 1, UserID: 2, CreatedAt: now}, now.Add(-age))
-		if err != nil {
-			t.Fatal(err)
-		}
+		doc := newJob(post.Post{ID: 1, UserID: 2, CreatedAt: now}, now.Add(-age))
 		if err := rc.LPush(ctx, k.jobs(), doc).Err(); err != nil {
 			t.Fatal(err)
 		}

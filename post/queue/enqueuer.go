@@ -120,10 +120,7 @@ func (e *Enqueuer) Enqueue(ctx context.Context, p post.Post) error {
 	if err != nil {
 		return fmt.Errorf("enqueueing post %d: %w", p.ID, err)
 	}
-	body, err := newJob(p, e.now())
-	if err != nil {
-		return fmt.Errorf("enqueueing post %d: %w", p.ID, err)
-	}
+	body := newJob(p, e.now())
 	r := &pushReq{ctx: ctx, body: body, done: make(chan error, 1)}
 	select {
 	case t.reqs <- r:

@@ -24,10 +24,7 @@ func TestReaperRequeuesDeadPool(t *testing.T) {
 	k := newKeys("reap_ns")
 	now := time.Now()
 	plant := func(pool string, beat time.Time, id uint64) {
-		body, err := newJob(post.Post{ID: id, UserID: 1, Contents: "x", CreatedAt: now.UTC()}, now)
-		if err != nil {
-			t.Fatal(err)
-		}
+		body := newJob(post.Post{ID: id, UserID: 1, Contents: "x", CreatedAt: now.UTC()}, now)
 		rc.SAdd(ctx, k.workerPools(), pool)
 		rc.HSet(ctx, k.heartbeat(pool), "heartbeat_at", strconv.FormatInt(beat.Unix(), 10), "job_names", JobName)
 		rc.LPush(ctx, k.inProgress(pool), body)
@@ -83,10 +80,7 @@ func TestReaperRequeuesOrphans(t *testing.T) {
 	ctx := context.Background()
 	k := newKeys("orphan_ns")
 	now := time.Now()
-	body, err := newJob(post.Post{ID: 7, UserID: 1, Contents: "x", CreatedAt: now.UTC()}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := newJob(post.Post{ID: 7, UserID: 1, Contents: "x", CreatedAt: now.UTC()}, now)
 	rc.LPush(ctx, k.inProgress("gonepool"), body)
 
 	var mu sync.Mutex
