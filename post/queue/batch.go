@@ -18,24 +18,52 @@ import (
 // library's worker pool, which fetches one job per round trip, acknowledges one per round trip
 // and polls an idle queue (see the package doc, "Batches").
 
-// fetchScript moves jobs from the job list to the fetcher's in-progress list (RPOPLPUSH, oldest
-// first, as gocraft's fetch) until that list holds ARGV[1], and returns the whole list. A fetcher
-// fetches only once its previous batch is settled, so whatever its list still holds is stranded
-// there by a fetch whose reply was lost (a timeout, a dropped connection): those jobs are handed
-// out again with the batch instead of waiting for the process to die and a reaper to find them.
+// fetchScript moves the oldest jobs from the job list to the fetcher's in-progress list until that
+// list holds ARGV[1], and returns the whole list. The lists end up as gocraft's fetch (one
+// RPOPLPUSH per job) leaves them, in three commands for the batch (LRANGE, LTRIM, LPUSH) instead
+// of one per job, which the queue's AOF and its replica each apply again. A fetcher fetches only
+// once its previous batch is settled, so whatever its list still holds is stranded there by a
+// fetch whose reply was lost (a timeout, a dropped connection): those jobs are handed out again
+// with the batch instead of waiting for the process to die and a reaper to find them.
 // KEYS: job list, in-progress list.
 var fetchScript = redis.NewScript(2, `
-local n = tonumber(ARGV[1]) - redis.call('llen', KEYS[2])
-for i = 1, n do
-  if not redis.call('rpoplpush', KEYS[1], KEYS[2]) then break end
+local want = tonumber(ARGV[1]) - redis.call('llen', KEYS[2])
+if want > 0 then
+  local jobs = redis.call('lrange', KEYS[1], -want, -1)
+  if #jobs > 0 then
+    redis.call('ltrim', KEYS[1], 0, -#jobs - 1)
+    local oldestFirst = {}
+    for i = #jobs, 1, -1 do oldestFirst[#oldestFirst + 1] = jobs[i] end
+    redis.call('lpush', KEYS[2], unpack(oldestFirst))
+  end
 end
 return redis.call('lrange', KEYS[2], 0, -1)`)
 
 // settleScript settles a batch in one round trip: for each job, ARGV holds its fetched bytes, an
 // action ("ack", "retry" or "dead"), a score and, for retry and dead, the updated document, which
 // goes to the retry or dead set (as gocraft's failed-job path does) before the job leaves the
-// in-progress list. KEYS: in-progress list, retry set, dead set.
+// in-progress list. A batch is normally the fetcher's whole in-progress list as fetched: when
+// every job is acknowledged and the list holds exactly the batch's jobs, one DEL removes them, a
+// single write for the queue's AOF and replica instead of one LREM per job. Otherwise (a failure,
+// or a list that changed, say a reaper took the jobs back) each job is removed by value.
+// KEYS: in-progress list, retry set, dead set.
 var settleScript = redis.NewScript(3, `
+local batch, acked = {}, 0
+for i = 1, #ARGV, 4 do
+  if ARGV[i + 1] == 'ack' then acked = acked + 1 end
+  batch[ARGV[i]] = true
+end
+if acked * 4 == #ARGV then
+  local held = redis.call('lrange', KEYS[1], 0, -1)
+  local same = #held == acked
+  for _, j in ipairs(held) do
+    if not batch[j] then same = false break end
+  end
+  if same then
+    redis.call('del', KEYS[1])
+    return 1
+  end
+end
 for i = 1, #ARGV, 4 do
   local action = ARGV[i + 1]
   if action == 'retry' then

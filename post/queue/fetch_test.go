@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -45,5 +46,105 @@ func TestFetchHandsOutStrandedJobs(t *testing.T) {
 	got, err = fetchBatch(ctx, c, k, "p1", 3, time.Second, time.Second)
 	if err != nil || len(got) != 2 {
 		t.Errorf("second fetch = %q, %v; want the 2 remaining jobs", got, err)
+	}
+}
+
+// TestFetchLeavesListsAsRPOPLPUSH: a batch fetch leaves the job list and the in-progress list
+// exactly as gocraft's fetch, one RPOPLPUSH per job, leaves them (checked against RPOPLPUSH run on
+// a copy of the same lists), whether the queue holds more jobs than the batch, as many, or fewer.
+func TestFetchLeavesListsAsRPOPLPUSH(t *testing.T) {
+	r := itest.StartRedis(t, itest.RedisOptions{})
+	rc := r.Client(t)
+	ctx := context.Background()
+	pool := newPool(r.Addr(), Config{}.withDefaults(), 2, nil)
+	defer pool.Close()
+	c, err := pool.GetContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, queued := range []int{7, 4, 2} {
+		k, ref := newKeys("order_ns"), newKeys("order_ref")
+		rc.Del(ctx, k.jobs(), k.inProgress("p"), ref.jobs(), ref.inProgress("p"))
+		rc.LPush(ctx, k.inProgress("p"), "stranded")
+		rc.LPush(ctx, ref.inProgress("p"), "stranded")
+		for i := range queued {
+			j := "job-" + string(rune('a'+i))
+			rc.LPush(ctx, k.jobs(), j)
+			rc.LPush(ctx, ref.jobs(), j)
+		}
+		const batch = 5 // the stranded job and up to 4 new ones
+		for range batch - 1 {
+			rc.RPopLPush(ctx, ref.jobs(), ref.inProgress("p"))
+		}
+		got, err := fetchBatch(ctx, c, k, "p", batch, time.Second, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantIP := rc.LRange(ctx, ref.inProgress("p"), 0, -1).Val()
+		if gotIP := rc.LRange(ctx, k.inProgress("p"), 0, -1).Val(); !slices.Equal(gotIP, wantIP) {
+			t.Errorf("%d queued: in-progress list %q, RPOPLPUSH leaves %q", queued, gotIP, wantIP)
+		}
+		if gotQ, wantQ := rc.LRange(ctx, k.jobs(), 0, -1).Val(), rc.LRange(ctx, ref.jobs(), 0, -1).Val(); !slices.Equal(gotQ, wantQ) {
+			t.Errorf("%d queued: job list %q, RPOPLPUSH leaves %q", queued, gotQ, wantQ)
+		}
+		var fetched []string
+		for _, j := range got {
+			fetched = append(fetched, string(j))
+		}
+		if !slices.Equal(fetched, wantIP) {
+			t.Errorf("%d queued: fetched %q, want the in-progress list %q", queued, fetched, wantIP)
+		}
+	}
+}
+
+// TestSettleRemovesOnlyTheBatch: settling removes the batch's jobs from the in-progress list and
+// nothing else, whether the whole list was acknowledged (one DEL), a job failed, or the list
+// changed since the fetch (a reaper took jobs back; a job the batch does not hold).
+func TestSettleRemovesOnlyTheBatch(t *testing.T) {
+	r := itest.StartRedis(t, itest.RedisOptions{})
+	rc := r.Client(t)
+	ctx := context.Background()
+	pool := newPool(r.Addr(), Config{}.withDefaults(), 2, nil)
+	defer pool.Close()
+	c, err := pool.GetContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	k := newKeys("settle_ns")
+	ack := func(jobs ...string) []settlement {
+		var ss []settlement
+		for _, j := range jobs {
+			ss = append(ss, settlement{raw: []byte(j), action: "ack"})
+		}
+		return ss
+	}
+	for _, c2 := range []struct {
+		name   string
+		list   []string
+		settle []settlement
+		left   []string
+		retry  int64
+	}{
+		{"whole list acknowledged", []string{"a", "b", "c"}, ack("a", "b", "c"), nil, 0},
+		{"one failed", []string{"a", "b", "c"}, append(ack("a", "c"), settlement{raw: []byte("b"), action: "retry", score: 9, doc: []byte("b2")}), nil, 1},
+		{"a job beyond the batch", []string{"a", "b", "x"}, ack("a", "b"), []string{"x"}, 0},
+		{"same length, other jobs", []string{"a", "x"}, ack("a", "b"), []string{"x"}, 0},
+		{"reaped meanwhile", nil, ack("a", "b"), nil, 0},
+	} {
+		rc.Del(ctx, k.inProgress("p"), k.retry())
+		for _, j := range c2.list {
+			rc.RPush(ctx, k.inProgress("p"), j)
+		}
+		if err := settle(ctx, c, k, "p", c2.settle); err != nil {
+			t.Fatal(err)
+		}
+		if left := rc.LRange(ctx, k.inProgress("p"), 0, -1).Val(); !slices.Equal(left, c2.left) && len(left)+len(c2.left) > 0 {
+			t.Errorf("%s: in progress after settling %q, want %q", c2.name, left, c2.left)
+		}
+		if n := rc.ZCard(ctx, k.retry()).Val(); n != c2.retry {
+			t.Errorf("%s: %d jobs in the retry set, want %d", c2.name, n, c2.retry)
+		}
 	}
 }

@@ -17,9 +17,10 @@
 //   - Job outcomes, batch sizes and queue depth are exported as metrics.
 //   - Batches (batch.go): the worker does not run gocraft's worker pool, which fetches one job per
 //     round trip, acknowledges one per round trip and polls an idle queue with backoff up to 5 s.
-//     It takes up to BatchMax jobs per round trip (RPOPLPUSH into its pool's in-progress list,
-//     as gocraft's fetch does), hands them to the handler together, and settles the batch in one
-//     round trip after it: acknowledged jobs leave the in-progress list, failed ones go to the
+//     It takes up to BatchMax jobs per round trip (into its pool's in-progress list, as gocraft's
+//     RPOPLPUSH fetch leaves them, with three list commands per batch), hands them to the handler
+//     together, and settles the batch in one round trip after it: acknowledged jobs leave the
+//     in-progress list (one DEL when the whole list was acknowledged), failed ones go to the
 //     retry set (with gocraft's fail count, error and backoff score) or the dead set. An idle
 //     worker blocks on the queue (BRPOPLPUSH, one command per second), so a lone job is taken
 //     as soon as it is pushed. The keys, job documents, heartbeats, retry and dead sets stay
