@@ -6,25 +6,34 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomodule/redigo/redis"
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/the-red/zkpost/internal/testenv/itest"
 )
+
+// queueConn starts a Redis and returns a client for looking at its keys and one of the package's
+// own pooled connections to it, closed at the end of the test.
+func queueConn(t *testing.T, opts itest.RedisOptions) (*goredis.Client, redis.Conn) {
+	r := itest.StartRedis(t, opts)
+	pool := newPool(r.Addr(), Config{}.withDefaults(), 2, nil)
+	t.Cleanup(func() { pool.Close() })
+	c, err := pool.GetContext(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return r.Client(t), c
+}
 
 // TestFetchHandsOutStrandedJobs: jobs left in a fetcher's in-progress list by a fetch whose reply
 // was lost come back with its next batch (counting towards its size), before new jobs.
 func TestFetchHandsOutStrandedJobs(t *testing.T) {
-	r := itest.StartRedis(t, itest.RedisOptions{AOF: true})
-	rc := r.Client(t)
+	rc, c := queueConn(t, itest.RedisOptions{AOF: true})
 	ctx := context.Background()
 	k := newKeys("fetch_ns")
 	rc.LPush(ctx, k.inProgress("p1"), "stranded-1", "stranded-2")
 	rc.LPush(ctx, k.jobs(), "new-1", "new-2", "new-3")
-	pool := newPool(r.Addr(), Config{}.withDefaults(), 2, nil)
-	defer pool.Close()
-	c, err := pool.GetContext(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	got, err := fetchBatch(ctx, c, k, "p1", 3, time.Second, time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -53,16 +62,8 @@ func TestFetchHandsOutStrandedJobs(t *testing.T) {
 // exactly as gocraft's fetch, one RPOPLPUSH per job, leaves them (checked against RPOPLPUSH run on
 // a copy of the same lists), whether the queue holds more jobs than the batch, as many, or fewer.
 func TestFetchLeavesListsAsRPOPLPUSH(t *testing.T) {
-	r := itest.StartRedis(t, itest.RedisOptions{})
-	rc := r.Client(t)
+	rc, c := queueConn(t, itest.RedisOptions{})
 	ctx := context.Background()
-	pool := newPool(r.Addr(), Config{}.withDefaults(), 2, nil)
-	defer pool.Close()
-	c, err := pool.GetContext(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	for _, queued := range []int{7, 4, 2} {
 		k, ref := newKeys("order_ns"), newKeys("order_ref")
 		rc.Del(ctx, k.jobs(), k.inProgress("p"), ref.jobs(), ref.inProgress("p"))
@@ -102,16 +103,8 @@ func TestFetchLeavesListsAsRPOPLPUSH(t *testing.T) {
 // nothing else, whether the whole list was acknowledged (one DEL), a job failed, or the list
 // changed since the fetch (a reaper took jobs back; a job the batch does not hold).
 func TestSettleRemovesOnlyTheBatch(t *testing.T) {
-	r := itest.StartRedis(t, itest.RedisOptions{})
-	rc := r.Client(t)
+	rc, c := queueConn(t, itest.RedisOptions{})
 	ctx := context.Background()
-	pool := newPool(r.Addr(), Config{}.withDefaults(), 2, nil)
-	defer pool.Close()
-	c, err := pool.GetContext(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	k := newKeys("settle_ns")
 	ack := func(jobs ...string) []settlement {
 		var ss []settlement
