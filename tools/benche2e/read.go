@@ -40,7 +40,7 @@ const (
 	warmUserBase  = 900_000_000 // read-warm: warmUsers users with 12 posts each
 	warmUsers     = 1000
 	coldUserBase  = 910_000_000 // read-cold, first pages: coldUsers users with 11 posts each
-	coldUsers     = 120000 // more than a round reads: a second read of a user would be warm
+	coldUsers     = 120000      // more than a round reads: a second read of a user would be warm
 	deepUserBase  = 920_000_000 // read-cold, deep pages: deepUsers users with deepPosts posts each
 	deepUsers     = 10
 	deepPosts     = 1100
