@@ -17,8 +17,9 @@ import (
 //
 // Only a read of the list itself sees the marker's age. A page kept in process therefore ends
 // in the first half of the marker's last quarter, at a random point (timeline.go's keptFor): the
-// next request reads the list, starts the refresh unless another instance has made one already,
-// and is not kept (its marker is old); once the renewed marker is read, the page is kept again.
+// next request reads the list and starts the refresh unless another instance has made one
+// already; its page is kept briefly at most (its marker is old), and once the renewed marker is
+// read, for most of the new marker's life again.
 // So a marker is renewed about once per life, whichever instances read it, and no page is kept
 // past the marker that proved it.
 type refresher struct {
