@@ -22,7 +22,7 @@ type blocks struct {
 
 	mu       sync.Mutex
 	spare    []uint64
-	fetched  time.Time // when spare was fetched
+	fetched  time.Time // when the request that returned spare was sent
 	waiters  []chan idResult
 	fetching bool
 	want     int // spares to ask for next time
@@ -77,6 +77,10 @@ func (c *Client) fill() {
 		n := min(MaxBatch, len(waiters)+b.want)
 		b.want = min(b.spareMax, len(waiters))
 		b.mu.Unlock()
+		// The spares' age counts from before the request: their ids cannot be older than that,
+		// and the clock is read before any waiter is answered (a waiter answered first could see
+		// time pass before the spares were stamped, and take a stale one for fresh).
+		asked := c.now()
 		ids, err := c.nextN(n)
 		b.mu.Lock()
 		for i, w := range waiters {
@@ -90,7 +94,7 @@ func (c *Client) fill() {
 			}
 		}
 		if err == nil && len(ids) > len(waiters) {
-			b.spare, b.fetched = ids[len(waiters):], c.now()
+			b.spare, b.fetched = ids[len(waiters):], asked
 		}
 		b.mu.Unlock()
 	}
