@@ -20,8 +20,8 @@ import (
 
 // fetchScript moves the oldest jobs from the job list to the fetcher's in-progress list until that
 // list holds ARGV[1], and returns the whole list. The lists end up as gocraft's fetch (one
-// RPOPLPUSH per job) leaves them, in three commands for the batch (LRANGE, LTRIM, LPUSH) instead
-// of one per job, which the queue's AOF and its replica each apply again. A fetcher fetches only
+// RPOPLPUSH per job) leaves them, in three commands for the batch (LRANGE, LTRIM, and an LPUSH per
+// 1,000 jobs) instead of one per job, which the queue's AOF and its replica each apply again. A fetcher fetches only
 // once its previous batch is settled, so whatever its list still holds is stranded there by a
 // fetch whose reply was lost (a timeout, a dropped connection): those jobs are handed out again
 // with the batch instead of waiting for the process to die and a reaper to find them.
@@ -32,9 +32,12 @@ if want > 0 then
   local jobs = redis.call('lrange', KEYS[1], -want, -1)
   if #jobs > 0 then
     redis.call('ltrim', KEYS[1], 0, -#jobs - 1)
-    local oldestFirst = {}
-    for i = #jobs, 1, -1 do oldestFirst[#oldestFirst + 1] = jobs[i] end
-    redis.call('lpush', KEYS[2], unpack(oldestFirst))
+    -- oldest first, in LPUSHes of at most 1000 (unpack's stack is bounded)
+    for top = #jobs, 1, -1000 do
+      local chunk = {}
+      for i = top, math.max(top - 999, 1), -1 do chunk[#chunk + 1] = jobs[i] end
+      redis.call('lpush', KEYS[2], unpack(chunk))
+    end
   end
 end
 return redis.call('lrange', KEYS[2], 0, -1)`)

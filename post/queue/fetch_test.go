@@ -2,7 +2,9 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -60,23 +62,31 @@ func TestFetchHandsOutStrandedJobs(t *testing.T) {
 
 // TestFetchLeavesListsAsRPOPLPUSH: a batch fetch leaves the job list and the in-progress list
 // exactly as gocraft's fetch, one RPOPLPUSH per job, leaves them (checked against RPOPLPUSH run on
-// a copy of the same lists), whether the queue holds more jobs than the batch, as many, or fewer.
+// a copy of the same lists), whether the queue holds more jobs than the batch, as many, or fewer,
+// and for a batch larger than one LPUSH of the script takes (and than Lua's unpack could take at
+// once).
 func TestFetchLeavesListsAsRPOPLPUSH(t *testing.T) {
 	rc, c := queueConn(t, itest.RedisOptions{})
 	ctx := context.Background()
-	for _, queued := range []int{7, 4, 2} {
+	for _, c2 := range []struct{ queued, batch int }{{7, 5}, {4, 5}, {2, 5}, {9000, 8500}} {
+		queued, batch := c2.queued, c2.batch
 		k, ref := newKeys("order_ns"), newKeys("order_ref")
 		rc.Del(ctx, k.jobs(), k.inProgress("p"), ref.jobs(), ref.inProgress("p"))
 		rc.LPush(ctx, k.inProgress("p"), "stranded")
 		rc.LPush(ctx, ref.inProgress("p"), "stranded")
-		for i := range queued {
-			j := "job-" + string(rune('a'+i))
-			rc.LPush(ctx, k.jobs(), j)
-			rc.LPush(ctx, ref.jobs(), j)
-		}
-		const batch = 5 // the stranded job and up to 4 new ones
-		for range batch - 1 {
-			rc.RPopLPush(ctx, ref.jobs(), ref.inProgress("p"))
+		_, err := rc.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i := range queued {
+				j := "job-" + strconv.Itoa(i)
+				p.LPush(ctx, k.jobs(), j)
+				p.LPush(ctx, ref.jobs(), j)
+			}
+			for range batch - 1 { // the stranded job and up to batch-1 new ones
+				p.RPopLPush(ctx, ref.jobs(), ref.inProgress("p"))
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			t.Fatal(err)
 		}
 		got, err := fetchBatch(ctx, c, k, "p", batch, time.Second, time.Second)
 		if err != nil {
