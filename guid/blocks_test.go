@@ -108,8 +108,9 @@ func TestBlocksDropStaleSpares(t *testing.T) {
 		t.Errorf("third id = %d, want the spare 3", id)
 	}
 	reqs := s.requests.Load()
-	next() // fetches again, with a spare
-	spare := s.next.Load() // the last id issued is the spare
+	// Fetches again, with a spare: the last id issued.
+	next()
+	spare := s.next.Load()
 	clock.Add(int64(6 * time.Millisecond))
 	if id := next(); id == spare {
 		t.Errorf("a spare older than MaxAge was handed out (id %d)", id)
