@@ -6,22 +6,21 @@ package post
 // reflection, its map sorting, or the second pass json.Marshal makes over a MarshalJSON's output.
 
 import (
-	"encoding/json"
 	"strconv"
 	"time"
 	"unicode/utf8"
 )
 
 // AppendJSON appends the client form of docs/api.md#postsvcd to b: what json.Marshal(p) returns.
+// A preview that is not JSON (every producer checks it is) is written as an empty one.
 func (p Post) AppendJSON(b []byte) []byte {
 	if len(p.Scrap) > 0 {
 		// A preview is raw JSON that encoding/json compacts and HTML-escapes; previews are rare
-		// (posts with a link), so they take encoding/json's own path.
-		out, err := json.Marshal(p.wire())
-		if err != nil { // p.Scrap is not JSON: json.Marshal(p) fails too; keep the form valid
-			out, _ = json.Marshal(Post{ID: p.ID, UserID: p.UserID, Contents: p.Contents, URL: p.URL, CreatedAt: p.CreatedAt}.wire())
+		// (posts with a link), so they take encoding/json's own path (MarshalJSON).
+		if out, err := p.MarshalJSON(); err == nil {
+			return append(b, out...)
 		}
-		return append(b, out...)
+		p.Scrap = nil
 	}
 	b = append(b, `{"post_id":`...)
 	b = strconv.AppendUint(b, p.ID, 10)

@@ -62,4 +62,9 @@ func TestAppendJSONWithPreview(t *testing.T) {
 	if got := string(p.AppendJSON([]byte("prefix:"))); got != "prefix:"+want {
 		t.Errorf("AppendJSON = %s, want prefix:%s", got, want)
 	}
+	p.Scrap = json.RawMessage(`{"title":`) // not JSON: written as an empty preview
+	want = `{"post_id":7,"post_id_str":"7","user_id":8,"contents":"c","url":"https://x.test/","scrap":{},"created_at":"2023-11-14T22:13:20Z"}`
+	if got := string(p.AppendJSON(nil)); got != want {
+		t.Errorf("AppendJSON with a broken preview = %s, want %s", got, want)
+	}
 }
