@@ -1,6 +1,9 @@
 package postsvc
 
-import "sync"
+import (
+	"runtime"
+	"sync"
+)
 
 // coalescer groups the calls that arrive while a batch is in flight into the next batch: the
 // first caller sends a batch of its own; callers that arrive during that round trip wait and go
@@ -26,6 +29,9 @@ func (c *coalescer[T]) add(item T) {
 	c.running = true
 	c.mu.Unlock()
 	if lead {
+		// Let the calls made runnable together with this one (the writes of one queue group are
+		// answered at once) join its batch before it is taken.
+		runtime.Gosched()
 		c.flush()
 	}
 }
