@@ -83,39 +83,72 @@ func TestBlocksShareRequestsAndNeverRepeat(t *testing.T) {
 	}
 }
 
-// TestBlocksDropStaleSpares: a spare id older than MaxAge is never handed out; a fresh one is.
+// clientClock is a client's clock that moves only when told.
+type clientClock struct{ ns atomic.Int64 }
+
+func (f *clientClock) install(c *Client) {
+	base := time.Now()
+	c.now = func() time.Time { return base.Add(time.Duration(f.ns.Load())) }
+}
+
+func (f *clientClock) advance(d time.Duration) { f.ns.Add(int64(d)) }
+
+// TestBlocksSparesFollowTheRate: calls one after the other, 100 µs apart (10,000/s), with a MaxAge
+// of 5 ms, are served by requests of about rate × MaxAge × spareShare = 37 ids each, rather than
+// one request per one or two calls.
+func TestBlocksSparesFollowTheRate(t *testing.T) {
+	s := newIDServer(t)
+	c := s.client(64, 5*time.Millisecond)
+	var clock clientClock
+	clock.install(c)
+	const calls = 400
+	for range calls {
+		if _, err := c.Next(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		clock.advance(100 * time.Microsecond)
+	}
+	// Two requests learn the rate; then each serves 1 + 37 calls: about 12 in all.
+	if r := s.requests.Load(); r > 16 {
+		t.Errorf("%d requests for %d calls at a steady rate, want at most 16", r, calls)
+	}
+	if issued := s.next.Load(); issued > calls+40 {
+		t.Errorf("%d ids issued for %d calls, want at most %d: spares are outliving MaxAge", issued, calls, calls+40)
+	}
+}
+
+// TestBlocksDropStaleSpares: a fresh spare id is handed out without a request; one older than
+// MaxAge is never handed out.
 func TestBlocksDropStaleSpares(t *testing.T) {
 	s := newIDServer(t)
 	c := s.client(8, 5*time.Millisecond)
-	var clock atomic.Int64
-	base := time.Now()
-	c.now = func() time.Time { return base.Add(time.Duration(clock.Load())) }
+	var clock clientClock
+	clock.install(c)
 	ctx := context.Background()
 	next := func() uint64 {
 		t.Helper()
+		clock.advance(100 * time.Microsecond)
 		id, err := c.Next(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return id
 	}
-	a := next() // one waiter, no spares yet: 1 id
-	b := next() // asks for one spare too: 2 ids
-	if got := s.next.Load(); got != 3 || a != 1 || b != 2 {
-		t.Fatalf("ids %d, %d with %d issued; want 1, 2 with 3 issued", a, b, got)
+	// The first request knows no rate: id 1 alone. The second has seen one id in 100 µs
+	// (10,000/s: 37 spares, capped at Block = 8): ids 2 to 10, 3 to 10 spare.
+	for want := uint64(1); want <= 6; want++ {
+		if id := next(); id != want {
+			t.Fatalf("call %d got id %d, want %d", want, id, want)
+		}
 	}
-	if id := next(); id != 3 { // the fresh spare
-		t.Errorf("third id = %d, want the spare 3", id)
+	if r, issued := s.requests.Load(), s.next.Load(); r != 2 || issued != 10 {
+		t.Fatalf("after 6 calls: %d requests, %d ids issued; want 2 and 10", r, issued)
 	}
-	reqs := s.requests.Load()
-	// Fetches again, with a spare: the last id issued.
-	next()
-	spare := s.next.Load()
-	clock.Add(int64(6 * time.Millisecond))
-	if id := next(); id == spare {
+	clock.advance(6 * time.Millisecond) // spares 7 to 10 are now older than MaxAge
+	if id := next(); id <= 10 {
 		t.Errorf("a spare older than MaxAge was handed out (id %d)", id)
 	}
-	if r := s.requests.Load(); r != reqs+2 {
-		t.Errorf("requests after a stale spare = %d, want %d", r, reqs+2)
+	if r := s.requests.Load(); r != 3 {
+		t.Errorf("requests after the spares went stale = %d, want 3", r)
 	}
 }
