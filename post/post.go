@@ -105,27 +105,43 @@ func (p Post) Args() map[string]any {
 
 // FromArgs reads a post back from job arguments written by Args.
 func FromArgs(a map[string]any) (Post, error) {
-	p, err := fromArgs(a)
+	return fromArgs(func(k string) (string, error) { return argString(a, k) })
+}
+
+// FromStringArgs is FromArgs for a decoder that read the arguments as strings, without a map:
+// arg returns argument k and whether the job has it.
+func FromStringArgs(arg func(k string) (string, bool)) (Post, error) {
+	return fromArgs(func(k string) (string, error) {
+		if v, ok := arg(k); ok {
+			return v, nil
+		}
+		return "", fmt.Errorf("job argument %q: want a string, got %T", k, nil)
+	})
+}
+
+// fromArgs reads a post from the arguments arg returns, each a string or an error.
+func fromArgs(arg func(k string) (string, error)) (Post, error) {
+	p, err := parseArgs(arg)
 	if err != nil {
 		return Post{}, fmt.Errorf("decoding job: %w", err)
 	}
 	return p, nil
 }
 
-func fromArgs(a map[string]any) (p Post, err error) {
-	if p.ID, err = argUint(a, "post_id"); err != nil {
+func parseArgs(arg func(k string) (string, error)) (p Post, err error) {
+	if p.ID, err = argUint(arg, "post_id"); err != nil {
 		return p, err
 	}
-	if p.UserID, err = argUint(a, "user_id"); err != nil {
+	if p.UserID, err = argUint(arg, "user_id"); err != nil {
 		return p, err
 	}
-	if p.Contents, err = argString(a, "contents"); err != nil {
+	if p.Contents, err = arg("contents"); err != nil {
 		return p, err
 	}
-	if p.URL, err = argString(a, "url"); err != nil {
+	if p.URL, err = arg("url"); err != nil {
 		return p, err
 	}
-	created, err := argString(a, "created_at")
+	created, err := arg("created_at")
 	if err != nil {
 		return p, err
 	}
@@ -133,7 +149,7 @@ func fromArgs(a map[string]any) (p Post, err error) {
 		return p, fmt.Errorf("job argument \"created_at\": %w", err)
 	}
 	p.CreatedAt = p.CreatedAt.UTC()
-	scrap, err := argString(a, "scrap")
+	scrap, err := arg("scrap")
 	if err != nil {
 		return p, err
 	}
@@ -157,8 +173,8 @@ func argString(a map[string]any, k string) (string, error) {
 
 // argUint returns job argument k, a decimal string: numbers are refused, since gocraft/work
 // decodes them as float64, which rounds ids past 2^53.
-func argUint(a map[string]any, k string) (uint64, error) {
-	s, err := argString(a, k)
+func argUint(arg func(k string) (string, error), k string) (uint64, error) {
+	s, err := arg(k)
 	if err != nil {
 		return 0, err
 	}

@@ -91,11 +91,25 @@ for _, j in ipairs(jobs) do
 end
 return #jobs`)
 
-// fetched is one job taken from the queue: its bytes as stored (the in-progress list entry) and
-// its decoded document.
+// fetched is one job taken from the queue: its bytes as stored (the in-progress list entry) and,
+// once decoded, its document. A job decodeFast read is decoded only if it fails, since only a
+// failure rewrites the document and an acknowledgement needs the bytes alone.
 type fetched struct {
-	raw []byte
-	doc job
+	raw     []byte
+	doc     job
+	decoded bool
+}
+
+// decode decodes the job's document unless it is already.
+func (f *fetched) decode() error {
+	if f.decoded {
+		return nil
+	}
+	if err := json.Unmarshal(f.raw, &f.doc); err != nil {
+		return err
+	}
+	f.decoded = true
+	return nil
 }
 
 // fetchBatch takes up to max jobs in one round trip; when the queue is empty it blocks on it
@@ -154,12 +168,17 @@ func settle(ctx context.Context, c redis.Conn, k keys, pool string, ss []settlem
 // failed returns the settlement of a job that failed with cause: a retry after the policy's
 // backoff, or the dead set once it failed MaxFails times or the failure is permanent.
 func failed(f fetched, cause error, retry RetryPolicy, now time.Time) settlement {
+	// decodeFast takes only what json.Unmarshal takes, and a decoded document always encodes;
+	// keep the job where it is otherwise.
+	if err := f.decode(); err != nil {
+		return settlement{raw: f.raw, action: "retry", score: now.Unix(), doc: f.raw}
+	}
 	j := f.doc
 	j.Fails++
 	j.LastErr = cause.Error()
 	j.FailedAt = now.Unix()
 	b, err := json.Marshal(j)
-	if err != nil { // a decoded document always encodes; keep the job where it is otherwise
+	if err != nil {
 		return settlement{raw: f.raw, action: "retry", score: now.Unix(), doc: f.raw}
 	}
 	if errors.Is(cause, ErrPermanent) || uint(j.Fails) >= retry.MaxFails {

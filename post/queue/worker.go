@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -475,14 +474,17 @@ func (w *Worker) process(run *poolRun, pool string, raws [][]byte) {
 	)
 	for _, raw := range raws {
 		f := fetched{raw: raw}
-		if err := json.Unmarshal(raw, &f.doc); err != nil { // buried as it came: nothing to update
-			ss = append(ss, settlement{raw: raw, action: "dead", score: now.Unix(), doc: raw})
-			continue
-		}
-		p, err := decodeJob(f.doc.Args)
-		if err != nil {
-			ss = append(ss, failed(f, Permanent(err), w.cfg.Retry, now))
-			continue
+		p, ok := decodeFast(raw) // its document is decoded only if it fails (failed)
+		if !ok {
+			if err := f.decode(); err != nil { // buried as it came: nothing to update
+				ss = append(ss, settlement{raw: raw, action: "dead", score: now.Unix(), doc: raw})
+				continue
+			}
+			var err error
+			if p, err = decodeJob(f.doc.Args); err != nil {
+				ss = append(ss, failed(f, Permanent(err), w.cfg.Retry, now))
+				continue
+			}
 		}
 		jobs, posts = append(jobs, f), append(posts, p)
 	}
