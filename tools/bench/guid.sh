@@ -7,6 +7,9 @@
 # per-pair ratios and cleans up. The baseline answers the same requests with a fixed body and no
 # work: the ratio is how much of the HTTP stack's ceiling guidd reaches.
 #
+# Reported: req/s, p99 and the machine CPU per request (/proc/stat) of each side; autogroup is off
+# for the run (tools/bench/lib.sh).
+#
 # Environment: DURATION (wrk seconds per run, default 10), PAIRS (interleaved baseline/guidd pairs,
 # default 3, at least 3 for a median), THREADS (default 2), CONNS (default 64),
 # GUID_BENCH_ZK (an existing ZooKeeper; a unique --zk-root is used so nothing is disturbed).
@@ -17,10 +20,13 @@ PAIRS=${PAIRS:-3}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tools/bench/lib.sh
+source "$ROOT/tools/bench/lib.sh"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/guidbench.XXXXXX")
 PIDS=()
 
 cleanup() {
+	bench_autogroup_restore
 	for pid in "${PIDS[@]}"; do
 		kill "$pid" 2>/dev/null || true
 	done
@@ -83,48 +89,40 @@ PIDS+=($!)
 wait_ok "http://127.0.0.1:$bport/" 30
 wait_ok "http://127.0.0.1:$gport/readyz" 60
 
-# bench name url: runs wrk and prints "name req/s p99"
-bench() {
-	local out rps p99
-	out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$2")
-	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-	p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-	if grep -q 'Non-2xx' <<<"$out"; then
-		echo "guid.sh: $1: $(grep 'Non-2xx' <<<"$out")" >&2
-	fi
-	echo "$1 $rps $p99"
-}
+# bench name url: runs wrk and prints "name req/s p99 machine-CPU-µs-per-request"
+bench() { bench_wrk "$1" -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "$2"; }
 
+bench_autogroup_off
 echo "wrk: ${THREADS} threads, ${CONNS} connections, ${DURATION}s per run, $(nproc) CPUs, ${PAIRS} interleaved pairs" >&2
 # Each pair runs the baseline and guidd back to back (A B A B ...), so a burst of noise from the
 # shared machine hits both sides of a pair; the ratio is the median of the per-pair ratios.
 : >"$WORK/single" && : >"$WORK/batch"
 for ((i = 1; i <= PAIRS; i++)); do
-	read -r _ b1 b1p99 < <(bench baseline-single "http://127.0.0.1:$bport/")
-	read -r _ g1 g1p99 < <(bench guidd-single "http://127.0.0.1:$gport/api/v1/guid")
-	echo "$b1 $g1 $b1p99 $g1p99" >>"$WORK/single"
-	read -r _ bb bbp99 < <(bench baseline-batch "http://127.0.0.1:$bport/batch")
-	read -r _ gb gbp99 < <(bench guidd-batch "http://127.0.0.1:$gport/api/v1/guid?count=4096")
-	echo "$bb $gb $bbp99 $gbp99" >>"$WORK/batch"
-	echo "pair $i: single $b1 vs $g1 req/s, batch $bb vs $gb req/s" >&2
+	read -r _ b1 _ b1cpu < <(bench baseline-single "http://127.0.0.1:$bport/")
+	read -r _ g1 _ g1cpu < <(bench guidd-single "http://127.0.0.1:$gport/api/v1/guid")
+	echo "$b1 $g1 $b1cpu $g1cpu" >>"$WORK/single"
+	read -r _ bb _ bbcpu < <(bench baseline-batch "http://127.0.0.1:$bport/batch")
+	read -r _ gb _ gbcpu < <(bench guidd-batch "http://127.0.0.1:$gport/api/v1/guid?count=4096")
+	echo "$bb $gb $bbcpu $gbcpu" >>"$WORK/batch"
+	echo "pair $i: single $b1 vs $g1 req/s ($b1cpu vs $g1cpu µs CPU), batch $bb vs $gb req/s ($bbcpu vs $gbcpu µs CPU)" >&2
 done
 
-# summary file label: prints the medians of each column and of the per-pair ratio guidd/baseline.
+# summary file: prints the medians of req/s and CPU per request of each side, and of the
+# per-pair ratio guidd/baseline of req/s.
 summary() {
-	sort -n -k1 "$1" | awk '{print $1}' >"$1.b"
-	sort -n -k2 "$1" | awk '{print $2}' >"$1.g"
-	awk '{print $2 / $1}' "$1" | sort -n >"$1.r"
-	local n mid
-	n=$(wc -l <"$1")
-	mid=$(((n + 1) / 2))
-	echo "$(sed -n "${mid}p" "$1.b") $(sed -n "${mid}p" "$1.g") $(sed -n "${mid}p" "$1.r")"
+	local c
+	for c in 1 2 3 4; do awk -v c=$c '{ print $c }' "$1" | bench_median; done | tr '\n' ' '
+	awk '{ print $2 / $1 }' "$1" | bench_median
 }
-read -r b1 g1 r1 < <(summary "$WORK/single")
-read -r bb gb rb < <(summary "$WORK/batch")
-awk -v b1="$b1" -v g1="$g1" -v r1="$r1" -v bb="$bb" -v gb="$gb" -v rb="$rb" 'BEGIN {
-	printf "\n%-30s %14s %14s %12s\n", "medians", "httpbaseline", "guidd", "median ratio"
-	printf "%-30s %14.0f %14.0f %12.2f\n", "single: requests/s", b1, g1, r1
-	printf "%-30s %14.0f %14.0f %12.2f\n", "batch 4096: requests/s", bb, gb, rb
-	printf "%-30s %14.0f %14.0f %12.2f\n", "batch 4096: IDs/s", bb * 4096, gb * 4096, rb
-	printf "%-30s %14s %14.2f\n\n", "IDs/s vs one worker ceiling", "", gb * 4096 / 4096000
+read -r b1 g1 b1cpu g1cpu r1 < <(summary "$WORK/single")
+read -r bb gb bbcpu gbcpu rb < <(summary "$WORK/batch")
+awk -v b1="$b1" -v g1="$g1" -v r1="$r1" -v bb="$bb" -v gb="$gb" -v rb="$rb" \
+	-v b1cpu="$b1cpu" -v g1cpu="$g1cpu" -v bbcpu="$bbcpu" -v gbcpu="$gbcpu" 'BEGIN {
+	printf "\n%-36s %14s %14s %12s\n", "medians", "httpbaseline", "guidd", "median ratio"
+	printf "%-36s %14.0f %14.0f %12.2f\n", "single: requests/s", b1, g1, r1
+	printf "%-36s %14.1f %14.1f\n", "single: machine CPU µs/request", b1cpu, g1cpu
+	printf "%-36s %14.0f %14.0f %12.2f\n", "batch 4096: requests/s", bb, gb, rb
+	printf "%-36s %14.0f %14.0f %12.2f\n", "batch 4096: IDs/s", bb * 4096, gb * 4096, rb
+	printf "%-36s %14.1f %14.1f\n", "batch 4096: machine CPU µs/request", bbcpu, gbcpu
+	printf "%-36s %14s %14.2f\n\n", "IDs/s vs one worker ceiling", "", gb * 4096 / 4096000
 }'
