@@ -6,6 +6,40 @@ import (
 	"slices"
 )
 
+// pacedPairs runs arms, whose scripts pace them to offer rate requests/s over as many
+// connections as the highest connection count, interleaved A B A B (o.pairs pairs), and prints
+// each round and the medians of served/s, latency and machine CPU per op, with the median of the
+// per-pair ratios A/B. title names the comparison; unit is what an op is.
+func pacedPairs(ctx context.Context, env *Env, o options, title, unit string, arms [2]Arm, rate float64) error {
+	conns := slices.Max(o.conns)
+	var rounds [2][]Round
+	for pair := range o.pairs {
+		for i, arm := range arms {
+			r, err := runRound(ctx, env, o, arm, conns, o.duration)
+			if err != nil {
+				return fmt.Errorf("%s: %w", title, err)
+			}
+			fmt.Fprintf(env.Log, "  %s pair %d %-13s %6.0f/s  p50 %-9s p99 %-9s %4.0f µs machine CPU/%s\n",
+				title, pair+1, arm.Name, float64(r.Wrk.OK())/r.Wrk.Duration.Seconds(), r.Wrk.P50, r.Wrk.P99, perOp(r.Machine, r.Ops), unit)
+			rounds[i] = append(rounds[i], r)
+		}
+	}
+	fmt.Fprintf(env.Log, "\n== %s (offered %.0f/s, %d conns, %d pairs): medians; ratio = median over pairs of A/B\n", title, rate, conns, o.pairs)
+	fmt.Fprintf(env.Log, "%-28s %13s %13s %8s\n", "", arms[0].Name, arms[1].Name, "A/B")
+	row := func(name string, f func(Round) float64) {
+		ratios := make([]float64, len(rounds[0]))
+		for i := range ratios {
+			ratios[i] = f(rounds[0][i]) / f(rounds[1][i])
+		}
+		fmt.Fprintf(env.Log, "%-28s %13.2f %13.2f %8.2f\n", name, medianOf(rounds[0], f), medianOf(rounds[1], f), median(ratios))
+	}
+	row("served/s", func(r Round) float64 { return float64(r.Wrk.OK()) / r.Wrk.Duration.Seconds() })
+	row("p50 latency (ms)", func(r Round) float64 { return ms(r.Wrk.P50) })
+	row("p99 latency (ms)", func(r Round) float64 { return ms(r.Wrk.P99) })
+	row("machine CPU µs/"+unit, func(r Round) float64 { return perOp(r.Machine, r.Ops) })
+	return nil
+}
+
 // lagRound measures ack→commit at half the saturation rate: one write-back round whose
 // connections (as many as the highest connection count) pace themselves to offer together half
 // the median write-back rate measured at that count (pacedScript).
@@ -20,7 +54,7 @@ func lagRound(ctx context.Context, env *Env, o options, res map[int][2][]Round) 
 		return nil
 	}
 	conns := top
-	arm := writeArm(env, "write-back", []string{env.Addr("postsvc-1"), env.Addr("postsvc-2")})
+	arm := writeArm(env, "write-back", writeBackTargets(env))
 	arm.Script = pacedScript(writeLua, conns, half)
 	r, err := runRound(ctx, env, o, arm, conns, o.duration)
 	if err != nil {

@@ -397,36 +397,10 @@ func halfLoadRounds(ctx context.Context, env *Env, o options, res map[int][2][]R
 	if half < 1 {
 		return nil
 	}
-	conns := slices.Max(o.conns)
-	script := pacedScript(fmt.Sprintf(readLua, warmUserBase, warmUsers-1, pageLimit), conns, half)
+	script := pacedScript(fmt.Sprintf(readLua, warmUserBase, warmUsers-1, pageLimit), slices.Max(o.conns), half)
 	arms := [2]Arm{{Name: "postsvcd", Targets: targets, Path: "/", Script: script},
 		{Name: "httpbaseline", Targets: []string{baseline}, Path: "/", Script: script}}
-	var rounds [2][]Round
-	for pair := range o.pairs {
-		for i, arm := range arms {
-			r, err := runRound(ctx, env, o, arm, conns, o.duration)
-			if err != nil {
-				return fmt.Errorf("half-load round: %w", err)
-			}
-			fmt.Fprintf(env.Log, "  half load pair %d %-12s %6.0f/s  p50 %-9s p99 %-9s %4.0f µs machine CPU/page\n",
-				pair+1, arm.Name, float64(r.Wrk.OK())/r.Wrk.Duration.Seconds(), r.Wrk.P50, r.Wrk.P99, perOp(r.Machine, r.Ops))
-			rounds[i] = append(rounds[i], r)
-		}
-	}
-	fmt.Fprintf(env.Log, "\n== warm pages at half load (target %.0f/s, %d conns, %d pairs): medians; ratio = median over pairs of A/B\n", half, conns, o.pairs)
-	fmt.Fprintf(env.Log, "%-28s %12s %12s %8s\n", "", arms[0].Name, arms[1].Name, "A/B")
-	row := func(name string, f func(Round) float64) {
-		ratios := make([]float64, len(rounds[0]))
-		for i := range ratios {
-			ratios[i] = f(rounds[0][i]) / f(rounds[1][i])
-		}
-		fmt.Fprintf(env.Log, "%-28s %12.2f %12.2f %8.2f\n", name, medianOf(rounds[0], f), medianOf(rounds[1], f), median(ratios))
-	}
-	row("served/s", func(r Round) float64 { return float64(r.Wrk.OK()) / r.Wrk.Duration.Seconds() })
-	row("p50 latency (ms)", func(r Round) float64 { return ms(r.Wrk.P50) })
-	row("p99 latency (ms)", func(r Round) float64 { return ms(r.Wrk.P99) })
-	row("machine CPU µs/page", func(r Round) float64 { return perOp(r.Machine, r.Ops) })
-	return nil
+	return pacedPairs(ctx, env, o, "warm pages at half load", "page", arms, half)
 }
 
 func medianOf(rs []Round, f func(Round) float64) float64 {

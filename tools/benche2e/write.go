@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,29 +31,68 @@ end
 // postsvcds started with the same command lines plus --write-mode=through, registered in the
 // same cluster). Both arms use the same guidds, cache shards and MariaDB primary; the
 // write-back arm's round lasts until writebackd has persisted every acknowledged post, so its
-// CPU accounting covers the drain.
+// CPU accounting covers the drain. After the closed-loop pairs: ack→commit at half saturation
+// (lagRound), and both arms offered the same rate (sameLoadRounds).
 func writeScenario() Scenario {
+	var through []string
 	return Scenario{
 		Name: "write",
 		Unit: "persisted post",
 		A: func(ctx context.Context, env *Env) (Arm, error) {
-			return writeArm(env, "write-back", []string{env.Addr("postsvc-1"), env.Addr("postsvc-2")}), nil
+			return writeArm(env, "write-back", writeBackTargets(env)), nil
 		},
 		B: func(ctx context.Context, env *Env) (Arm, error) {
-			var targets []string
+			through = nil
 			for _, n := range []string{"postsvc-1", "postsvc-2"} {
 				addr, err := env.StartLike(ctx, n, "postsvcd (through)", "--write-mode=through")
 				if err != nil {
 					return Arm{}, err
 				}
-				targets = append(targets, addr)
+				through = append(through, addr)
 			}
-			arm := writeArm(env, "write-through", targets)
-			arm.Extra = nil // writebackd's batches and lag belong to the write-back arm
-			return arm, nil
+			return writeThroughArm(env, through), nil
 		},
-		After: lagRound,
+		After: func(ctx context.Context, env *Env, o options, res map[int][2][]Round) error {
+			if err := lagRound(ctx, env, o, res); err != nil {
+				return err
+			}
+			return sameLoadRounds(ctx, env, o, res, through)
+		},
 	}
+}
+
+func writeBackTargets(env *Env) []string {
+	return []string{env.Addr("postsvc-1"), env.Addr("postsvc-2")}
+}
+
+func writeThroughArm(env *Env, targets []string) Arm {
+	arm := writeArm(env, "write-through", targets)
+	arm.Extra = nil // writebackd's batches and lag belong to the write-back arm
+	return arm
+}
+
+// sameLoadShare is the part of write-through's saturation rate both arms are offered in
+// sameLoadRounds: a load write-through sustains, so that its p99 is not a queue's.
+const sameLoadShare = 0.75
+
+// sameLoadRounds offers both arms the same rate, sameLoadShare of write-through's median rate at
+// the highest connection count, over that many pacing connections, interleaved, and compares
+// their latency (issue #9 compares p99 "at the same offered load") and CPU per persisted post.
+func sameLoadRounds(ctx context.Context, env *Env, o options, res map[int][2][]Round, through []string) error {
+	var rates []float64
+	for _, r := range res[slices.Max(o.conns)][1] {
+		rates = append(rates, float64(r.Wrk.OK())/r.Wrk.Duration.Seconds())
+	}
+	rate := median(rates) * sameLoadShare
+	if rate < 1 || len(through) == 0 {
+		return nil
+	}
+	script := pacedScript(writeLua, slices.Max(o.conns), rate)
+	arms := [2]Arm{writeArm(env, "write-back", writeBackTargets(env)), writeThroughArm(env, through)}
+	for i := range arms {
+		arms[i].Script = script
+	}
+	return pacedPairs(ctx, env, o, "writes at the same offered load", "post", arms, rate)
 }
 
 // writeArm counts a round's posts as the rows that appear in the posts table after the highest
