@@ -6,12 +6,11 @@ import (
 	"slices"
 )
 
-// pacedPairs runs arms, whose scripts pace them to offer rate requests/s over as many
-// connections as the highest connection count, interleaved A B A B (o.pairs pairs), and prints
-// each round and the medians of served/s, latency and machine CPU per op, with the median of the
-// per-pair ratios A/B. title names the comparison; unit is what an op is.
-func pacedPairs(ctx context.Context, env *Env, o options, title, unit string, arms [2]Arm, rate float64) error {
-	conns := slices.Max(o.conns)
+// pacedPairs runs arms, whose scripts pace conns connections to offer rate requests/s together,
+// interleaved A B A B (o.pairs pairs), and prints each round and the medians of served/s, latency
+// and machine CPU per op, with the median of the per-pair ratios A/B. title names the comparison;
+// unit is what an op is.
+func pacedPairs(ctx context.Context, env *Env, o options, title, unit string, arms [2]Arm, conns int, rate float64) error {
 	var rounds [2][]Round
 	for pair := range o.pairs {
 		for i, arm := range arms {

@@ -397,10 +397,11 @@ func halfLoadRounds(ctx context.Context, env *Env, o options, res map[int][2][]R
 	if half < 1 {
 		return nil
 	}
-	script := pacedScript(fmt.Sprintf(readLua, warmUserBase, warmUsers-1, pageLimit), slices.Max(o.conns), half)
+	conns := slices.Max(o.conns)
+	script := pacedScript(fmt.Sprintf(readLua, warmUserBase, warmUsers-1, pageLimit), conns, half)
 	arms := [2]Arm{{Name: "postsvcd", Targets: targets, Path: "/", Script: script},
 		{Name: "httpbaseline", Targets: []string{baseline}, Path: "/", Script: script}}
-	return pacedPairs(ctx, env, o, "warm pages at half load", "page", arms, half)
+	return pacedPairs(ctx, env, o, "warm pages at half load", "page", arms, conns, half)
 }
 
 func medianOf(rs []Round, f func(Round) float64) float64 {

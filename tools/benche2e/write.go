@@ -75,9 +75,16 @@ func writeThroughArm(env *Env, targets []string) Arm {
 // sameLoadRounds: a load write-through sustains, so that its p99 is not a queue's.
 const sameLoadShare = 0.75
 
+// sameLoadConns is how many times the highest connection count pace themselves in
+// sameLoadRounds. A paced connection waits for its answer before its next pause, so an arm's
+// latency lowers the rate it is offered; with four times the connections the pauses are four
+// times as long against the same latency, and the two arms' offered rates differ less.
+const sameLoadConns = 4
+
 // sameLoadRounds offers both arms the same rate, sameLoadShare of write-through's median rate at
-// the highest connection count, over that many pacing connections, interleaved, and compares
-// their latency (issue #9 compares p99 "at the same offered load") and CPU per persisted post.
+// the highest connection count, over sameLoadConns times that many pacing connections,
+// interleaved, and compares their latency (issue #9 compares p99 "at the same offered load") and
+// CPU per persisted post.
 func sameLoadRounds(ctx context.Context, env *Env, o options, res map[int][2][]Round, through []string) error {
 	var rates []float64
 	for _, r := range res[slices.Max(o.conns)][1] {
@@ -87,12 +94,13 @@ func sameLoadRounds(ctx context.Context, env *Env, o options, res map[int][2][]R
 	if rate < 1 || len(through) == 0 {
 		return nil
 	}
-	script := pacedScript(writeLua, slices.Max(o.conns), rate)
+	conns := sameLoadConns * slices.Max(o.conns)
+	script := pacedScript(writeLua, conns, rate)
 	arms := [2]Arm{writeArm(env, "write-back", writeBackTargets(env)), writeThroughArm(env, through)}
 	for i := range arms {
 		arms[i].Script = script
 	}
-	return pacedPairs(ctx, env, o, "writes at the same offered load", "post", arms, rate)
+	return pacedPairs(ctx, env, o, "writes at the same offered load", "post", arms, conns, rate)
 }
 
 // writeArm counts a round's posts as the rows that appear in the posts table after the highest
