@@ -64,21 +64,19 @@ bport=$(free_port)
 pids+=($!)
 wait_http "http://127.0.0.1:$bport/"
 
-# cold.lua prefix: a fresh URL per request, under prefix (scrapd's query, or the page's own path).
-cat >"$work/cold-scrapd.lua" <<LUA
+# cold_lua file prefix: a wrk script asking for a fresh URL per request: prefix, then a counter
+# and a random number (scrapd's url parameter, or the fixture page's own query).
+cold_lua() {
+  cat >"$1" <<LUA
 local n = 0
 request = function()
   n = n + 1
-  return wrk.format("GET", "/api/v1/scrap?url=$target%3Fn%3D" .. n .. "-" .. math.random(1e9))
+  return wrk.format("GET", "$2" .. n .. "-" .. math.random(1e9))
 end
 LUA
-cat >"$work/cold-direct.lua" <<'LUA'
-local n = 0
-request = function()
-  n = n + 1
-  return wrk.format("GET", "/page.html?n=" .. n .. "-" .. math.random(1e9))
-end
-LUA
+}
+cold_lua "$work/cold-scrapd.lua" "/api/v1/scrap?url=$target%3Fn%3D"
+cold_lua "$work/cold-direct.lua" "/page.html?n="
 
 bench_autogroup_off
 echo "wrk: $threads threads, $conns connections, $duration per run, $(nproc) CPUs, $pairs interleaved pairs" >&2

@@ -6,6 +6,11 @@ import (
 	"slices"
 )
 
+// medianRate is the median of rounds' 2xx answers per second.
+func medianRate(rounds []Round) float64 {
+	return medianOf(rounds, func(r Round) float64 { return float64(r.Wrk.OK()) / r.Wrk.Duration.Seconds() })
+}
+
 // pacedPairs runs arms, whose scripts pace conns connections to offer rate requests/s together,
 // interleaved A B A B (o.pairs pairs), and prints each round and the medians of served/s, latency
 // and machine CPU per op, with the median of the per-pair ratios A/B. title names the comparison;
@@ -44,11 +49,7 @@ func pacedPairs(ctx context.Context, env *Env, o options, title, unit string, ar
 // the median write-back rate measured at that count (pacedScript).
 func lagRound(ctx context.Context, env *Env, o options, res map[int][2][]Round) error {
 	top := slices.Max(o.conns)
-	var rates []float64
-	for _, r := range res[top][0] {
-		rates = append(rates, float64(r.Wrk.OK())/r.Wrk.Duration.Seconds())
-	}
-	half := median(rates) / 2
+	half := medianRate(res[top][0]) / 2
 	if half < 1 {
 		return nil
 	}

@@ -389,11 +389,7 @@ func startBaseline(ctx context.Context, env *Env, target string, uid int) (strin
 // rate (A B A B, o.pairs pairs), and reports the latency of both: the baseline's is what this
 // machine's scheduling costs any server at that load.
 func halfLoadRounds(ctx context.Context, env *Env, o options, res map[int][2][]Round, targets []string, baseline string) error {
-	var rates []float64
-	for _, r := range res[slices.Max(o.conns)][0] {
-		rates = append(rates, float64(r.Wrk.OK())/r.Wrk.Duration.Seconds())
-	}
-	half := median(rates) / 2
+	half := medianRate(res[slices.Max(o.conns)][0]) / 2
 	if half < 1 {
 		return nil
 	}

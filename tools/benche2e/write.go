@@ -86,11 +86,7 @@ const sameLoadConns = 4
 // interleaved, and compares their latency (issue #9 compares p99 "at the same offered load") and
 // CPU per persisted post.
 func sameLoadRounds(ctx context.Context, env *Env, o options, res map[int][2][]Round, through []string) error {
-	var rates []float64
-	for _, r := range res[slices.Max(o.conns)][1] {
-		rates = append(rates, float64(r.Wrk.OK())/r.Wrk.Duration.Seconds())
-	}
-	rate := median(rates) * sameLoadShare
+	rate := medianRate(res[slices.Max(o.conns)][1]) * sameLoadShare
 	if rate < 1 || len(through) == 0 {
 		return nil
 	}
