@@ -111,8 +111,8 @@ done
 # per-pair ratio guidd/baseline of req/s.
 summary() {
 	local c
-	for c in 1 2 3 4; do awk -v c=$c '{ print $c }' "$1" | bench_median; done | tr '\n' ' '
-	awk '{ print $2 / $1 }' "$1" | bench_median
+	for c in 1 2 3 4; do bench_col_median "$1" $c; done | tr '\n' ' '
+	bench_ratio_median "$1" 2 1
 }
 read -r b1 g1 b1cpu g1cpu r1 < <(summary "$WORK/single")
 read -r bb gb bbcpu gbcpu rb < <(summary "$WORK/batch")

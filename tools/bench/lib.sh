@@ -55,3 +55,14 @@ bench_wrk() {
 bench_median() {
 	sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+
+# bench_col_median file c: the median of column c of file (one pair per line).
+bench_col_median() {
+	awk -v c="$2" '{ print $c }' "$1" | bench_median
+}
+
+# bench_ratio_median file a b: the median over the lines of file of column a / column b (the
+# median per-pair ratio).
+bench_ratio_median() {
+	awk -v a="$2" -v b="$3" '{ print $a / $b }' "$1" | bench_median
+}

@@ -107,8 +107,8 @@ for ((i = 1; i <= PAIRS; i++)); do
 	}' >>"$WORK/pairs"
 done
 
-col() { awk -v c="$1" '{ print $c }' "$WORK/pairs" | bench_median; }
-ratio() { awk -v a="$1" -v b="$2" '{ print $a / $b }' "$WORK/pairs" | bench_median; }
+col() { bench_col_median "$WORK/pairs" "$1"; }
+ratio() { bench_ratio_median "$WORK/pairs" "$1" "$2"; }
 printf '\n%-32s %12s %12s %14s\n' "medians" "wrk" "loadgen" "loadgen/wrk"
 printf '%-32s %12.0f %12.0f %14.2f\n' "posts/s" "$(col 1)" "$(col 4)" "$(ratio 4 1)"
 printf '%-32s %12.1f %12.1f %14.2f\n' "client CPU µs per post" "$(col 2)" "$(col 5)" "$(ratio 5 2)"

@@ -92,8 +92,8 @@ for ((i = 1; i <= pairs; i++)); do
   echo "pair $i: warm $wa vs $wb req/s (p99 $wap99 vs $wbp99, $wacpu vs $wbcpu µs CPU); cold $ca vs $cb req/s (p99 $cap99 vs $cbp99, $cacpu vs $cbcpu µs CPU)" >&2
 done
 
-med() { awk -v c="$2" '{ print $c }' "$1" | bench_median; }
-ratio() { awk '{ print $1 / $2 }' "$1" | bench_median; }
+med() { bench_col_median "$1" "$2"; }
+ratio() { bench_ratio_median "$1" 1 2; }
 printf '\n%-34s %14s %14s %12s\n' "medians" "scrapd" "baseline" "median ratio"
 printf '%-34s %14.0f %14.0f %12.2f\n' "warm: req/s (vs httpbaseline)" "$(med "$work/warm" 1)" "$(med "$work/warm" 2)" "$(ratio "$work/warm")"
 printf '%-34s %14.1f %14.1f\n' "warm: machine CPU µs/request" "$(med "$work/warm" 3)" "$(med "$work/warm" 4)"
