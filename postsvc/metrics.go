@@ -21,7 +21,15 @@ type serviceMetrics struct {
 	coverageRepairs *prometheus.CounterVec
 	// refreshes counts background renewals of coverage markers (refresh.go), by result (done, error).
 	refreshes *prometheus.CounterVec
+	// writeStage times the steps of a write (Service.Write), failed ones included: where a slow
+	// write spent its time (docs/monitoring.md, "Write stages").
+	writeStage                                    *prometheus.HistogramVec
+	stageID, stagePreview, stageStore, stageCache prometheus.Observer
 }
+
+// writeStageBuckets run from 100 µs to 0.8 s, doubling: a write's steps take from tens of µs (an
+// id from a block) to the store's timeout.
+var writeStageBuckets = prometheus.ExponentialBuckets(0.0001, 2, 14)
 
 func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 	m := &serviceMetrics{
@@ -55,8 +63,15 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "postsvc_coverage_refreshes_total", Help: "Coverage markers renewed in the background before they expired, by result (done, error).",
 	}, []string{"result"})
+	m.writeStage = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "postsvc_write_stage_seconds",
+		Help:    "Time a write spent in each step: id (from guid), preview (link preview, posts with a URL), store (the job durably queued, or in write-through mode the row committed), cache (the cache write and publish).",
+		Buckets: writeStageBuckets,
+	}, []string{"stage"})
+	m.stageID, m.stagePreview = m.writeStage.WithLabelValues("id"), m.writeStage.WithLabelValues("preview")
+	m.stageStore, m.stageCache = m.writeStage.WithLabelValues("store"), m.writeStage.WithLabelValues("cache")
 	m.listKept = m.cache.WithLabelValues("list", "kept")
-	reg.MustRegister(m.cache, m.dbFallbacks, m.scrap, m.enqueueFails, m.writeThroughFails, m.published, m.ringMembers, m.ringVersion, m.coverageRepairs, m.refreshes)
+	reg.MustRegister(m.cache, m.dbFallbacks, m.scrap, m.enqueueFails, m.writeThroughFails, m.published, m.ringMembers, m.ringVersion, m.coverageRepairs, m.refreshes, m.writeStage)
 	return m
 }
 

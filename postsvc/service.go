@@ -90,9 +90,11 @@ const idWait = 2 * time.Second
 // job is durably enqueued; in write-through mode once its row committed on the database primary.
 // Either way the cache is written only after that, so no read sees a post that was not stored.
 func (s *Service) Write(ctx context.Context, in writeInput) (post.Post, []byte, error) {
+	t := s.now()
 	ictx, cancel := context.WithTimeout(ctx, idWait)
 	id, err := s.ids.Next(ictx)
 	cancel()
+	s.lap(s.metrics.stageID, &t)
 	if err != nil {
 		s.log.Warn("guid failed", "err", err)
 		return post.Post{}, nil, httpapi.ErrUnavailable.WithMessage("no post id available; retry")
@@ -100,6 +102,7 @@ func (s *Service) Write(ctx context.Context, in writeInput) (post.Post, []byte, 
 	p := post.Post{ID: id, UserID: in.UserID, Contents: in.Contents, URL: in.URL, CreatedAt: CreatedAt(id)}
 	if in.URL != "" {
 		p.Scrap = s.linkPreview(ctx, in.URL)
+		s.lap(s.metrics.stagePreview, &t)
 	}
 	body := p.AppendJSON(nil) // its preview was checked to be one JSON object (linkPreview)
 	if s.cfg.WriteMode == WriteThrough {
@@ -107,11 +110,20 @@ func (s *Service) Write(ctx context.Context, in writeInput) (post.Post, []byte, 
 	} else {
 		err = s.enqueue(ctx, p)
 	}
+	s.lap(s.metrics.stageStore, &t)
 	if err != nil {
 		return post.Post{}, nil, err
 	}
 	s.cachePost(ctx, p, body)
+	s.lap(s.metrics.stageCache, &t)
 	return p, body, nil
+}
+
+// lap observes on o the time since *t on the service's clock and moves *t to now.
+func (s *Service) lap(o prometheus.Observer, t *time.Time) {
+	now := s.now()
+	o.Observe(now.Sub(*t).Seconds())
+	*t = now
 }
 
 // enqueue hands p to the write-back queue.

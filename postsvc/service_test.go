@@ -172,3 +172,53 @@ func TestBigIDsSurvive(t *testing.T) {
 		t.Fatalf("sorted-set members %v (%v), want [%020d]", m, err, p.ID)
 	}
 }
+
+// TestWriteStagesAreTimed: postsvc_write_stage_seconds puts a write's time in the step that took
+// it. The queue holds a post while the service's clock moves 60 ms: that time is the store
+// step's, not the id's or the cache's. A refused write still times its store step, and only a
+// post with a URL has a preview step.
+func TestWriteStagesAreTimed(t *testing.T) {
+	h := newHarness(t, 1, nil)
+	bucket := func(stage, le string) float64 {
+		return h.metric(`postsvc_write_stage_seconds_bucket{stage="` + stage + `",le="` + le + `"}`)
+	}
+	count := func(stage string) float64 {
+		return h.metric(`postsvc_write_stage_seconds_count{stage="` + stage + `"}`)
+	}
+	gate := make(chan struct{})
+	h.db.gate.Store(&gate)
+	done := make(chan apiResp)
+	go func() {
+		done <- h.do("POST", "/api/v1/posts", `{"user_id":3,"contents":"held","url":"https://example.com/a"}`)
+	}()
+	<-h.db.entered
+	h.advance(60 * time.Millisecond)
+	h.db.gate.Store(nil)
+	close(gate)
+	if r := <-done; r.status != 201 {
+		t.Fatalf("held write: %d %s", r.status, r.body)
+	}
+	for _, stage := range []string{"id", "preview", "store", "cache"} {
+		if n := count(stage); n != 1 {
+			t.Errorf("stage %s timed %v writes, want 1", stage, n)
+		}
+	}
+	if n := bucket("store", "0.0512"); n != 0 {
+		t.Errorf("the store step held for 60 ms was timed under 51.2 ms")
+	}
+	for _, stage := range []string{"id", "preview", "cache"} {
+		if n := bucket(stage, "0.0512"); n != 1 {
+			t.Errorf("stage %s was timed over 51.2 ms; the 60 ms belong to the store step", stage)
+		}
+	}
+
+	h.db.failQ.Store(true)
+	if r := h.do("POST", "/api/v1/posts", `{"user_id":3,"contents":"refused"}`); r.status != 503 {
+		t.Fatalf("refused write: got %d, want 503", r.status)
+	}
+	for stage, want := range map[string]float64{"id": 2, "preview": 1, "store": 2, "cache": 1} {
+		if n := count(stage); n != want {
+			t.Errorf("after a refused write without a URL, stage %s timed %v writes, want %v", stage, n, want)
+		}
+	}
+}

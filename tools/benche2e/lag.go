@@ -31,9 +31,11 @@ func pacedPairs(ctx context.Context, env *Env, o options, title, unit string, ar
 	fmt.Fprintf(env.Log, "\n== %s (offered %.0f/s, %d conns, %d pairs): medians; ratio = median over pairs of A/B\n", title, rate, conns, o.pairs)
 	fmt.Fprintf(env.Log, "%-28s %13s %13s %8s\n", "", arms[0].Name, arms[1].Name, "A/B")
 	row := func(name string, f func(Round) float64) {
-		ratios := make([]float64, len(rounds[0]))
-		for i := range ratios {
-			ratios[i] = f(rounds[0][i]) / f(rounds[1][i])
+		var ratios []float64
+		for i := range rounds[0] {
+			if b := f(rounds[1][i]); b != 0 {
+				ratios = append(ratios, f(rounds[0][i])/b)
+			}
 		}
 		fmt.Fprintf(env.Log, "%-28s %13.2f %13.2f %8.2f\n", name, medianOf(rounds[0], f), medianOf(rounds[1], f), median(ratios))
 	}
@@ -41,6 +43,9 @@ func pacedPairs(ctx context.Context, env *Env, o options, title, unit string, ar
 	row("p50 latency (ms)", func(r Round) float64 { return ms(r.Wrk.P50) })
 	row("p99 latency (ms)", func(r Round) float64 { return ms(r.Wrk.P99) })
 	row("machine CPU µs/"+unit, func(r Round) float64 { return perOp(r.Machine, r.Ops) })
+	for _, k := range extraNames(rounds) {
+		row(k, func(r Round) float64 { return r.Extra[k] })
+	}
 	return nil
 }
 
@@ -54,7 +59,7 @@ func lagRound(ctx context.Context, env *Env, o options, res map[int][2][]Round) 
 		return nil
 	}
 	conns := top
-	arm := writeArm(env, "write-back", writeBackTargets(env))
+	arm := writeArm(env, "write-back", writeBackTargets(env), true)
 	arm.Script = pacedScript(writeLua, conns, half)
 	r, err := runRound(ctx, env, o, arm, conns, o.duration)
 	if err != nil {

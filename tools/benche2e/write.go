@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -39,7 +40,7 @@ func writeScenario() Scenario {
 		Name: "write",
 		Unit: "persisted post",
 		A: func(ctx context.Context, env *Env) (Arm, error) {
-			return writeArm(env, "write-back", writeBackTargets(env)), nil
+			return writeArm(env, "write-back", writeBackTargets(env), true), nil
 		},
 		B: func(ctx context.Context, env *Env) (Arm, error) {
 			through = nil
@@ -66,9 +67,7 @@ func writeBackTargets(env *Env) []string {
 }
 
 func writeThroughArm(env *Env, targets []string) Arm {
-	arm := writeArm(env, "write-through", targets)
-	arm.Extra = nil // writebackd's batches and lag belong to the write-back arm
-	return arm
+	return writeArm(env, "write-through", targets, false)
 }
 
 // sameLoadShare is the part of write-through's saturation rate both arms are offered in
@@ -92,7 +91,7 @@ func sameLoadRounds(ctx context.Context, env *Env, o options, res map[int][2][]R
 	}
 	conns := sameLoadConns * slices.Max(o.conns)
 	script := pacedScript(writeLua, conns, rate)
-	arms := [2]Arm{writeArm(env, "write-back", writeBackTargets(env)), writeThroughArm(env, through)}
+	arms := [2]Arm{writeArm(env, "write-back", writeBackTargets(env), true), writeThroughArm(env, through)}
 	for i := range arms {
 		arms[i].Script = script
 	}
@@ -101,25 +100,41 @@ func sameLoadRounds(ctx context.Context, env *Env, o options, res map[int][2][]R
 
 // writeArm counts a round's posts as the rows that appear in the posts table after the highest
 // post_id seen before the round, waiting (up to drainWait) until every 2xx answer has its row.
-func writeArm(env *Env, name string, targets []string) Arm {
+// Its extra lines are the p50 and p99 of each write stage on its postsvcds (stageLines) and,
+// with drain, writebackd's batch size and ack→commit lag.
+func writeArm(env *Env, name string, targets []string, drain bool) Arm {
 	var from uint64
 	var wb0 wbStats
+	var st0 map[string]histogram
 	return Arm{
 		Name: name, Targets: targets, Path: "/api/v1/posts", Script: writeLua,
 		Before: func(ctx context.Context, env *Env) error {
-			wb0, _ = scrapeWriteback(ctx, env)
+			var err error
+			if st0, err = scrapeStages(ctx, targets); err != nil {
+				return err
+			}
+			if drain {
+				wb0, _ = scrapeWriteback(ctx, env)
+			}
 			return env.DB.QueryRowContext(ctx, "SELECT COALESCE(MAX(post_id), 0) FROM posts").Scan(&from)
 		},
 		Ops: func(ctx context.Context, env *Env, r WrkResult) (int64, error) {
 			return awaitRows(ctx, env, from, r.OK())
 		},
 		Extra: func(ctx context.Context, env *Env) (map[string]float64, error) {
+			st1, err := scrapeStages(ctx, targets)
+			if err != nil {
+				return nil, err
+			}
+			out := stageLines(st1, st0)
+			if !drain {
+				return out, nil
+			}
 			wb1, err := scrapeWriteback(ctx, env)
 			if err != nil {
 				return nil, err
 			}
 			d := wb1.minus(wb0)
-			out := map[string]float64{}
 			if d.batches > 0 {
 				out["mean batch (rows)"] = d.rows / d.batches
 			}
@@ -180,21 +195,53 @@ func (h histogram) quantile(q float64) float64 {
 	return math.Inf(1)
 }
 
+// plus returns h with o's counts added (o has the same buckets, or none).
+func (h histogram) plus(o histogram) histogram {
+	if h.le == nil {
+		return histogram{le: o.le, cum: slices.Clone(o.cum)}
+	}
+	out := histogram{le: h.le, cum: slices.Clone(h.cum)}
+	for i := range min(len(out.cum), len(o.cum)) {
+		out.cum[i] += o.cum[i]
+	}
+	return out
+}
+
+// minus returns the counts h gained since o, an earlier scrape of the same histogram.
+func (h histogram) minus(o histogram) histogram {
+	out := histogram{le: h.le, cum: slices.Clone(h.cum)}
+	for i := range min(len(out.cum), len(o.cum)) {
+		out.cum[i] -= o.cum[i]
+	}
+	return out
+}
+
+// writeStages are the steps of postsvc_write_stage_seconds a round reports, in a write's order.
+var writeStages = []string{"id", "store", "cache"}
+
+// stageLines gives the p50 and p99 (bucket upper bounds, ms) of each write stage over a round,
+// from the scrapes after (st1) and before (st0) it.
+func stageLines(st1, st0 map[string]histogram) map[string]float64 {
+	out := map[string]float64{}
+	for i, stage := range writeStages {
+		d := st1[stage].minus(st0[stage])
+		if d.count() == 0 {
+			continue
+		}
+		for _, q := range []float64{0.50, 0.99} {
+			out[fmt.Sprintf("stage %d %s p%.0f ≤ (ms)", i+1, stage, q*100)] = d.quantile(q) * 1000
+		}
+	}
+	return out
+}
+
 type wbStats struct {
 	batches, rows float64
 	lag           histogram
 }
 
 func (a wbStats) minus(b wbStats) wbStats {
-	out := wbStats{batches: a.batches - b.batches, rows: a.rows - b.rows, lag: histogram{le: a.lag.le}}
-	for i := range a.lag.cum {
-		v := a.lag.cum[i]
-		if i < len(b.lag.cum) {
-			v -= b.lag.cum[i]
-		}
-		out.lag.cum = append(out.lag.cum, v)
-	}
-	return out
+	return wbStats{batches: a.batches - b.batches, rows: a.rows - b.rows, lag: a.lag.minus(b.lag)}
 }
 
 // scrapeWriteback sums every writebackd's batch and ack→commit metrics.
@@ -204,49 +251,97 @@ func scrapeWriteback(ctx context.Context, env *Env) (wbStats, error) {
 		if nodeGroup(n.Name) != "writebackd" || n.Pid == 0 {
 			continue
 		}
-		one, err := scrapeOne(ctx, "http://"+env.Addr(n.Name)+"/metrics")
+		m, err := scrapeMetrics(ctx, "http://"+env.Addr(n.Name)+"/metrics")
 		if err != nil {
 			return s, err
 		}
-		s.batches += one.batches
-		s.rows += one.rows
-		if s.lag.le == nil {
-			s.lag = one.lag
-		} else {
-			for i := range s.lag.cum {
-				s.lag.cum[i] += one.lag.cum[i]
-			}
-		}
+		s.batches += m.values[`writeback_batches_total{result="ok"}`]
+		s.rows += m.values["writeback_rows_committed_total"]
+		s.lag = s.lag.plus(m.histograms["writeback_queue_latency_seconds"])
 	}
 	return s, nil
 }
 
-func scrapeOne(ctx context.Context, url string) (wbStats, error) {
-	var s wbStats
+// scrapeStages sums the postsvc_write_stage_seconds histograms of the postsvcds at targets, by
+// stage.
+func scrapeStages(ctx context.Context, targets []string) (map[string]histogram, error) {
+	out := map[string]histogram{}
+	for _, t := range targets {
+		m, err := scrapeMetrics(ctx, "http://"+t+"/metrics")
+		if err != nil {
+			return nil, err
+		}
+		addStages(out, m)
+	}
+	return out, nil
+}
+
+// addStages adds m's postsvc_write_stage_seconds histograms to out, by stage.
+func addStages(out map[string]histogram, m scraped) {
+	for key, h := range m.histograms {
+		if stage, ok := strings.CutPrefix(key, `postsvc_write_stage_seconds{stage="`); ok {
+			stage = strings.TrimSuffix(stage, `"}`)
+			out[stage] = out[stage].plus(h)
+		}
+	}
+}
+
+// scraped is one /metrics page: its samples by name with labels, and its histograms by name with
+// their labels other than le (`family{stage="id"}`, or `family` when le is the only label).
+type scraped struct {
+	values     map[string]float64
+	histograms map[string]histogram
+}
+
+func scrapeMetrics(ctx context.Context, url string) (scraped, error) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return s, fmt.Errorf("scraping %s: %w", url, err)
+		return scraped{}, fmt.Errorf("scraping %s: %w", url, err)
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	m, err := parseMetrics(resp.Body)
+	if err != nil {
+		return m, fmt.Errorf("scraping %s: %w", url, err)
+	}
+	return m, nil
+}
+
+// parseMetrics reads Prometheus's text format as client_golang writes it: a histogram's buckets
+// in order of le, le the last label.
+func parseMetrics(r io.Reader) (scraped, error) {
+	m := scraped{values: map[string]float64{}, histograms: map[string]histogram{}}
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := sc.Text()
 		name, val, ok := strings.Cut(line, " ")
 		if !ok || strings.HasPrefix(line, "#") {
 			continue
 		}
-		v, _ := strconv.ParseFloat(val, 64)
-		switch {
-		case name == `writeback_batches_total{result="ok"}`:
-			s.batches = v
-		case name == "writeback_rows_committed_total":
-			s.rows = v
-		case strings.HasPrefix(name, `writeback_queue_latency_seconds_bucket{le="`):
-			le, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(name, `writeback_queue_latency_seconds_bucket{le="`), `"}`), 64)
-			s.lag.le = append(s.lag.le, le)
-			s.lag.cum = append(s.lag.cum, v)
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			continue
 		}
+		m.values[name] = v
+		family, labels, ok := strings.Cut(name, "_bucket{")
+		if !ok {
+			continue
+		}
+		rest, leText, ok := strings.Cut(labels, `le="`)
+		if !ok {
+			continue
+		}
+		le, err := strconv.ParseFloat(strings.TrimSuffix(leText, `"}`), 64)
+		if err != nil {
+			continue
+		}
+		key := family
+		if rest = strings.TrimSuffix(rest, ","); rest != "" {
+			key += "{" + rest + "}"
+		}
+		h := m.histograms[key]
+		h.le, h.cum = append(h.le, le), append(h.cum, v)
+		m.histograms[key] = h
 	}
-	return s, sc.Err()
+	return m, sc.Err()
 }
