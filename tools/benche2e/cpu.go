@@ -11,8 +11,11 @@ import (
 // clockTick is USER_HZ, the unit of /proc/stat and /proc/<pid>/stat (100 on every Linux we run).
 const clockTick = 10 * time.Millisecond
 
-// machineCPU is busy and total time from the first line of /proc/stat.
-type machineCPU struct{ busy, total time.Duration }
+// machineCPU is the first line of /proc/stat: busy is time the CPUs ran anything (user, nice,
+// system, irq, softirq), total adds idle and iowait, and steal is time the hypervisor ran
+// something else while a CPU of ours wanted to run. Steal is in neither: it is not work done
+// here, and on this shared VM it grows with the host's load, not with ours.
+type machineCPU struct{ busy, total, steal time.Duration }
 
 func readMachineCPU() (machineCPU, error) {
 	b, err := os.ReadFile("/proc/stat")
@@ -20,23 +23,37 @@ func readMachineCPU() (machineCPU, error) {
 		return machineCPU{}, fmt.Errorf("reading /proc/stat: %w", err)
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
+	return parseMachineCPU(line)
+}
+
+// The fields of /proc/stat's cpu line, after its name.
+const (
+	statIdle   = 3
+	statIOWait = 4
+	statSteal  = 7
+	statFields = 8 // guest and guest_nice follow, already counted in user and nice
+)
+
+func parseMachineCPU(line string) (machineCPU, error) {
 	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
+	if len(f) < 1+statFields || f[0] != "cpu" {
 		return machineCPU{}, fmt.Errorf("reading /proc/stat: unexpected first line %q", line)
 	}
 	var m machineCPU
-	for i, s := range f[1:] {
-		if i >= 8 { // guest and guest_nice are already counted in user and nice
-			break
-		}
+	for i, s := range f[1 : 1+statFields] {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
 			return machineCPU{}, fmt.Errorf("reading /proc/stat: %w", err)
 		}
 		d := time.Duration(n) * clockTick
-		m.total += d
-		if i != 3 && i != 4 { // idle, iowait
+		switch i {
+		case statSteal:
+			m.steal += d
+		case statIdle, statIOWait:
+			m.total += d
+		default:
 			m.busy += d
+			m.total += d
 		}
 	}
 	return m, nil

@@ -24,6 +24,7 @@ func baseMetrics(unit string) []metric {
 		{"machine CPU µs/" + unit, func(r Round) float64 { return perOp(r.Machine, r.Ops) }},
 		{"cluster CPU µs/" + unit, func(r Round) float64 { return perOp(clusterCPU(r), r.Ops) }},
 		{"machine busy %", func(r Round) float64 { return 100 * float64(r.Machine) / float64(r.Capacity) }},
+		{"host steal % (not counted)", func(r Round) float64 { return 100 * float64(r.Steal) / float64(r.Capacity+r.Steal) }},
 	}
 }
 

@@ -39,7 +39,8 @@ type Round struct {
 	Elapsed  time.Duration            // load plus drain
 	Machine  time.Duration            // busy CPU of the whole machine over Elapsed
 	Procs    map[string]time.Duration // CPU by process group over Elapsed
-	Capacity time.Duration            // CPUs × Elapsed
+	Capacity time.Duration            // CPUs × Elapsed, less Steal
+	Steal    time.Duration            // time the hypervisor kept our CPUs from running (not in Machine)
 	Extra    map[string]float64
 }
 
@@ -70,7 +71,8 @@ func runRound(ctx context.Context, env *Env, o options, arm Arm, conns int, d ti
 		return Round{}, err
 	}
 	r := Round{Wrk: w, Ops: ops, Elapsed: s1.at.Sub(s0.at), Machine: s1.machine.busy - s0.machine.busy,
-		Capacity: s1.machine.total - s0.machine.total, Procs: map[string]time.Duration{}}
+		Capacity: s1.machine.total - s0.machine.total, Steal: s1.machine.steal - s0.machine.steal,
+		Procs: map[string]time.Duration{}}
 	for g := range groups {
 		r.Procs[g] = s1.procs[g] - s0.procs[g]
 	}

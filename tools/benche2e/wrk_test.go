@@ -31,3 +31,22 @@ Requests/sec:   1018.34
 		t.Error("parseWrk accepted output without a latency distribution")
 	}
 }
+
+// TestParseMachineCPU: busy time is user, nice, system, irq and softirq; steal is apart from it
+// and from the total, and guest (already in user) is not counted again.
+func TestParseMachineCPU(t *testing.T) {
+	//               user nice system idle iowait irq softirq steal guest guest_nice
+	m, err := parseMachineCPU("cpu  100 2 30 500 7 1 4 60 50 0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := machineCPU{busy: 137 * clockTick, total: 644 * clockTick, steal: 60 * clockTick}
+	if m != want {
+		t.Errorf("got %+v, want %+v", m, want)
+	}
+	for _, bad := range []string{"", "cpu0 1 2 3 4 5 6 7 8", "cpu 1 2 3", "cpu 1 2 x 4 5 6 7 8"} {
+		if _, err := parseMachineCPU(bad); err == nil {
+			t.Errorf("%q parsed without an error", bad)
+		}
+	}
+}
