@@ -36,6 +36,7 @@ type options struct {
 	portOffset int
 	conns      []int
 	pairs      int
+	sameLoad   []float64 // parts of write-through's saturation rate both write arms are offered
 	duration   time.Duration
 	warmup     time.Duration
 	threads    int
@@ -64,13 +65,14 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	var o options
 	fs := flag.NewFlagSet("benche2e", flag.ContinueOnError)
 	fs.SetOutput(out)
-	var conns, names string
+	var conns, names, sameLoad string
 	fs.StringVar(&o.dir, "dir", "/tmp/zkpost-bench-dc", "devcluster directory: the cluster running there is used, or one is brought up there")
 	fs.StringVar(&o.bin, "bin", "bin", "directory of our built binaries (devcluster, postsvcd, ...)")
 	fs.IntVar(&o.portOffset, "port-offset", 20000, "devcluster --port-offset for a cluster this run brings up")
 	fs.StringVar(&conns, "conns", "16,64", "wrk connection counts")
 	fs.IntVar(&o.pairs, "pairs", 3, "A/B pairs per connection count (at least 3)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "wrk run per round")
+	fs.StringVar(&sameLoad, "same-load", "0.5,0.75,0.9", "after the write pairs, offer both write arms these parts of write-through's saturation rate (comma-separated, each in (0, 1]; empty: none)")
 	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured run of each arm before the first pair")
 	fs.IntVar(&o.threads, "threads", 2, "wrk threads (spread over the arm's servers)")
 	fs.StringVar(&names, "scenarios", "write,read-warm,read-cold", "comma-separated scenarios to run (write, read-warm, read-cold)")
@@ -88,6 +90,16 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 			return o, fmt.Errorf("--conns: bad count %q", s)
 		}
 		o.conns = append(o.conns, n)
+	}
+	for s := range strings.SplitSeq(sameLoad, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || !(f > 0 && f <= 1) {
+			return o, fmt.Errorf("--same-load: %q is not a part of the saturation rate in (0, 1]", s)
+		}
+		o.sameLoad = append(o.sameLoad, f)
 	}
 	for _, s := range strings.Split(names, ",") {
 		if _, ok := scenarios[s]; !ok {

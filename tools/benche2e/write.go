@@ -70,32 +70,36 @@ func writeThroughArm(env *Env, targets []string) Arm {
 	return writeArm(env, "write-through", targets, false)
 }
 
-// sameLoadShare is the part of write-through's saturation rate both arms are offered in
-// sameLoadRounds: a load write-through sustains, so that its p99 is not a queue's.
-const sameLoadShare = 0.75
-
 // sameLoadConns is how many times the highest connection count pace themselves in
 // sameLoadRounds. A paced connection waits for its answer before its next pause, so an arm's
 // latency lowers the rate it is offered; with four times the connections the pauses are four
 // times as long against the same latency, and the two arms' offered rates differ less.
 const sameLoadConns = 4
 
-// sameLoadRounds offers both arms the same rate, sameLoadShare of write-through's median rate at
-// the highest connection count, over sameLoadConns times that many pacing connections,
-// interleaved, and compares their latency (issue #9 compares p99 "at the same offered load") and
-// CPU per persisted post.
+// sameLoadRounds offers both arms the same rates, each of o.sameLoad (parts of write-through's
+// median rate at the highest connection count) in turn, over sameLoadConns times that many pacing
+// connections, interleaved, and compares their latency (issue #9 compares p99 "at the same
+// offered load") and CPU per persisted post: a latency curve over the load, from a rate both arms
+// carry easily to one near write-through's saturation.
 func sameLoadRounds(ctx context.Context, env *Env, o options, res map[int][2][]Round, through []string) error {
-	rate := medianRate(res[slices.Max(o.conns)][1]) * sameLoadShare
-	if rate < 1 || len(through) == 0 {
+	sat := medianRate(res[slices.Max(o.conns)][1])
+	if sat < 1 || len(through) == 0 {
 		return nil
 	}
 	conns := sameLoadConns * slices.Max(o.conns)
-	script := pacedScript(writeLua, conns, rate)
-	arms := [2]Arm{writeArm(env, "write-back", writeBackTargets(env), true), writeThroughArm(env, through)}
-	for i := range arms {
-		arms[i].Script = script
+	for _, share := range o.sameLoad {
+		rate := sat * share
+		script := pacedScript(writeLua, conns, rate)
+		arms := [2]Arm{writeArm(env, "write-back", writeBackTargets(env), true), writeThroughArm(env, through)}
+		for i := range arms {
+			arms[i].Script = script
+		}
+		title := fmt.Sprintf("writes at the same offered load (%.0f %% of write-through's)", share*100)
+		if err := pacedPairs(ctx, env, o, title, "post", arms, conns, rate); err != nil {
+			return err
+		}
 	}
-	return pacedPairs(ctx, env, o, "writes at the same offered load", "post", arms, conns, rate)
+	return nil
 }
 
 // writeArm counts a round's posts as the rows that appear in the posts table after the highest
