@@ -23,8 +23,8 @@ func pacedPairs(ctx context.Context, env *Env, o options, title, unit string, ar
 			if err != nil {
 				return fmt.Errorf("%s: %w", title, err)
 			}
-			fmt.Fprintf(env.Log, "  %s pair %d %-13s %6.0f/s  p50 %-9s p99 %-9s %4.0f µs machine CPU/%s\n",
-				title, pair+1, arm.Name, float64(r.Wrk.OK())/r.Wrk.Duration.Seconds(), r.Wrk.P50, r.Wrk.P99, perOp(r.Machine, r.Ops), unit)
+			fmt.Fprintf(env.Log, "  %s pair %d %-13s %6.0f/s  p50 %-9s p99 %-9s %4.0f µs machine CPU/%s  steal %2.0f %%\n",
+				title, pair+1, arm.Name, float64(r.Wrk.OK())/r.Wrk.Duration.Seconds(), r.Wrk.P50, r.Wrk.P99, perOp(r.Machine, r.Ops), unit, stealShare(r))
 			rounds[i] = append(rounds[i], r)
 		}
 	}
@@ -43,6 +43,7 @@ func pacedPairs(ctx context.Context, env *Env, o options, title, unit string, ar
 	row("p50 latency (ms)", func(r Round) float64 { return ms(r.Wrk.P50) })
 	row("p99 latency (ms)", func(r Round) float64 { return ms(r.Wrk.P99) })
 	row("machine CPU µs/"+unit, func(r Round) float64 { return perOp(r.Machine, r.Ops) })
+	row("host steal % (not counted)", func(r Round) float64 { return stealShare(r) })
 	for _, k := range extraNames(rounds) {
 		row(k, func(r Round) float64 { return r.Extra[k] })
 	}

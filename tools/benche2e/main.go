@@ -180,8 +180,8 @@ func runScenario(ctx context.Context, env *Env, o options, sc Scenario, out io.W
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(out, "  %s c=%d pair %d %-14s %8.0f ops/s  p99 %-8s %6.0f µs machine CPU/op\n",
-					sc.Name, c, p+1, arm.Name, float64(r.Ops)/r.Wrk.Duration.Seconds(), r.Wrk.P99, perOp(r.Machine, r.Ops))
+				fmt.Fprintf(out, "  %s c=%d pair %d %-14s %8.0f ops/s  p99 %-8s %6.0f µs machine CPU/op  steal %2.0f %%\n",
+					sc.Name, c, p+1, arm.Name, float64(r.Ops)/r.Wrk.Duration.Seconds(), r.Wrk.P99, perOp(r.Machine, r.Ops), stealShare(r))
 				rs[i] = append(rs[i], r)
 			}
 		}

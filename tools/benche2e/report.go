@@ -24,8 +24,17 @@ func baseMetrics(unit string) []metric {
 		{"machine CPU µs/" + unit, func(r Round) float64 { return perOp(r.Machine, r.Ops) }},
 		{"cluster CPU µs/" + unit, func(r Round) float64 { return perOp(clusterCPU(r), r.Ops) }},
 		{"machine busy %", func(r Round) float64 { return 100 * float64(r.Machine) / float64(r.Capacity) }},
-		{"host steal % (not counted)", func(r Round) float64 { return 100 * float64(r.Steal) / float64(r.Capacity+r.Steal) }},
+		{"host steal % (not counted)", stealShare},
 	}
+}
+
+// stealShare is the part of the round's CPU time, in %, that the hypervisor gave to others
+// while our CPUs wanted to run.
+func stealShare(r Round) float64 {
+	if r.Capacity+r.Steal <= 0 {
+		return 0
+	}
+	return 100 * float64(r.Steal) / float64(r.Capacity+r.Steal)
 }
 
 // clusterCPU sums the process groups other than the load generator.
