@@ -25,6 +25,9 @@ func baseMetrics(unit string) []metric {
 		{"cluster CPU µs/" + unit, func(r Round) float64 { return perOp(clusterCPU(r), r.Ops) }},
 		{"machine busy %", func(r Round) float64 { return 100 * float64(r.Machine) / float64(r.Capacity) }},
 		{"host steal % (not counted)", stealShare},
+		{unit + "s/s, steal added back", func(r Round) float64 {
+			return float64(r.Ops) / r.Elapsed.Seconds() / (1 - stealShare(r)/100)
+		}},
 	}
 }
 
