@@ -1,16 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // writeLua posts a short post for a random user (no URL: link previews are another benchmark).
@@ -255,13 +255,21 @@ func scrapeWriteback(ctx context.Context, env *Env) (wbStats, error) {
 		if nodeGroup(n.Name) != "writebackd" || n.Pid == 0 {
 			continue
 		}
-		m, err := scrapeMetrics(ctx, "http://"+env.Addr(n.Name)+"/metrics")
+		fams, err := scrapeMetrics(ctx, "http://"+env.Addr(n.Name)+"/metrics")
 		if err != nil {
 			return s, err
 		}
-		s.batches += m.values[`writeback_batches_total{result="ok"}`]
-		s.rows += m.values["writeback_rows_committed_total"]
-		s.lag = s.lag.plus(m.histograms["writeback_queue_latency_seconds"])
+		for _, m := range fams["writeback_batches_total"].GetMetric() {
+			if label(m, "result") == "ok" {
+				s.batches += m.GetCounter().GetValue()
+			}
+		}
+		for _, m := range fams["writeback_rows_committed_total"].GetMetric() {
+			s.rows += m.GetCounter().GetValue()
+		}
+		for _, m := range fams["writeback_queue_latency_seconds"].GetMetric() {
+			s.lag = s.lag.plus(histogramOf(m))
+		}
 	}
 	return s, nil
 }
@@ -271,81 +279,63 @@ func scrapeWriteback(ctx context.Context, env *Env) (wbStats, error) {
 func scrapeStages(ctx context.Context, targets []string) (map[string]histogram, error) {
 	out := map[string]histogram{}
 	for _, t := range targets {
-		m, err := scrapeMetrics(ctx, "http://"+t+"/metrics")
+		fams, err := scrapeMetrics(ctx, "http://"+t+"/metrics")
 		if err != nil {
 			return nil, err
 		}
-		addStages(out, m)
+		addStages(out, fams)
 	}
 	return out, nil
 }
 
-// addStages adds m's postsvc_write_stage_seconds histograms to out, by stage.
-func addStages(out map[string]histogram, m scraped) {
-	for key, h := range m.histograms {
-		if stage, ok := strings.CutPrefix(key, `postsvc_write_stage_seconds{stage="`); ok {
-			stage = strings.TrimSuffix(stage, `"}`)
-			out[stage] = out[stage].plus(h)
-		}
+// addStages adds the postsvc_write_stage_seconds histograms of fams to out, by stage.
+func addStages(out map[string]histogram, fams map[string]*dto.MetricFamily) {
+	for _, m := range fams["postsvc_write_stage_seconds"].GetMetric() {
+		stage := label(m, "stage")
+		out[stage] = out[stage].plus(histogramOf(m))
 	}
 }
 
-// scraped is one /metrics page: its samples by name with labels, and its histograms by name with
-// their labels other than le (`family{stage="id"}`, or `family` when le is the only label).
-type scraped struct {
-	values     map[string]float64
-	histograms map[string]histogram
+// histogramOf is a histogram sample's cumulative buckets, +Inf last.
+func histogramOf(m *dto.Metric) histogram {
+	var h histogram
+	for _, b := range m.GetHistogram().GetBucket() {
+		h.le = append(h.le, b.GetUpperBound())
+		h.cum = append(h.cum, float64(b.GetCumulativeCount()))
+	}
+	if n := len(h.le); n == 0 || !math.IsInf(h.le[n-1], 1) {
+		h.le = append(h.le, math.Inf(1))
+		h.cum = append(h.cum, float64(m.GetHistogram().GetSampleCount()))
+	}
+	return h
 }
 
-func scrapeMetrics(ctx context.Context, url string) (scraped, error) {
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// textParser reads Prometheus's text format (each page needs its own).
+func textParser() *expfmt.TextParser {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return &p
+}
+
+// scrapeMetrics reads a daemon's /metrics page into its metric families.
+func scrapeMetrics(ctx context.Context, url string) (map[string]*dto.MetricFamily, error) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return scraped{}, fmt.Errorf("scraping %s: %w", url, err)
+		return nil, fmt.Errorf("scraping %s: %w", url, err)
 	}
 	defer resp.Body.Close()
-	m, err := parseMetrics(resp.Body)
+	fams, err := textParser().TextToMetricFamilies(resp.Body)
 	if err != nil {
-		return m, fmt.Errorf("scraping %s: %w", url, err)
+		return nil, fmt.Errorf("scraping %s: %w", url, err)
 	}
-	return m, nil
-}
-
-// parseMetrics reads Prometheus's text format as client_golang writes it: a histogram's buckets
-// in order of le, le the last label.
-func parseMetrics(r io.Reader) (scraped, error) {
-	m := scraped{values: map[string]float64{}, histograms: map[string]histogram{}}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line := sc.Text()
-		name, val, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(line, "#") {
-			continue
-		}
-		v, err := strconv.ParseFloat(val, 64)
-		if err != nil {
-			continue
-		}
-		m.values[name] = v
-		family, labels, ok := strings.Cut(name, "_bucket{")
-		if !ok {
-			continue
-		}
-		rest, leText, ok := strings.Cut(labels, `le="`)
-		if !ok {
-			continue
-		}
-		le, err := strconv.ParseFloat(strings.TrimSuffix(leText, `"}`), 64)
-		if err != nil {
-			continue
-		}
-		key := family
-		if rest = strings.TrimSuffix(rest, ","); rest != "" {
-			key += "{" + rest + "}"
-		}
-		h := m.histograms[key]
-		h.le, h.cum = append(h.le, le), append(h.cum, v)
-		m.histograms[key] = h
-	}
-	return m, sc.Err()
+	return fams, nil
 }
