@@ -29,7 +29,7 @@ func pacedPairs(ctx context.Context, env *Env, o options, title, unit string, ar
 		}
 	}
 	fmt.Fprintf(env.Log, "\n== %s (offered %.0f/s, %d conns, %d pairs): medians; ratio = median over pairs of A/B\n", title, rate, conns, o.pairs)
-	fmt.Fprintf(env.Log, "%-28s %13s %13s %8s\n", "", arms[0].Name, arms[1].Name, "A/B")
+	fmt.Fprintf(env.Log, "%-36s %13s %13s %8s\n", "", arms[0].Name, arms[1].Name, "A/B")
 	row := func(name string, f func(Round) float64) {
 		var ratios []float64
 		for i := range rounds[0] {
@@ -37,7 +37,7 @@ func pacedPairs(ctx context.Context, env *Env, o options, title, unit string, ar
 				ratios = append(ratios, f(rounds[0][i])/b)
 			}
 		}
-		fmt.Fprintf(env.Log, "%-28s %13.2f %13.2f %8.2f\n", name, medianOf(rounds[0], f), medianOf(rounds[1], f), median(ratios))
+		fmt.Fprintf(env.Log, "%-36s %13.2f %13.2f %8.2f\n", name, medianOf(rounds[0], f), medianOf(rounds[1], f), median(ratios))
 	}
 	row("served/s", func(r Round) float64 { return float64(r.Wrk.OK()) / r.Wrk.Duration.Seconds() })
 	row("p50 latency (ms)", func(r Round) float64 { return ms(r.Wrk.P50) })

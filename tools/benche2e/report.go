@@ -55,7 +55,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func report(out io.Writer, sc Scenario, a, b string, conns int, rs [2][]Round) {
 	fmt.Fprintf(out, "\n== %s, %d connections, %d pairs: medians; ratio = median over pairs of A/B\n", sc.Name, conns, len(rs[0]))
-	fmt.Fprintf(out, "%-28s %14s %14s %8s\n", "", a, b, "A/B")
+	fmt.Fprintf(out, "%-36s %14s %14s %8s\n", "", a, b, "A/B")
 	line := func(m metric) {
 		var va, vb, ratio []float64
 		for i := range rs[0] {
@@ -65,7 +65,7 @@ func report(out io.Writer, sc Scenario, a, b string, conns int, rs [2][]Round) {
 				ratio = append(ratio, x/y)
 			}
 		}
-		fmt.Fprintf(out, "%-28s %14.1f %14.1f %8.2f\n", m.name, median(va), median(vb), median(ratio))
+		fmt.Fprintf(out, "%-36s %14.1f %14.1f %8.2f\n", m.name, median(va), median(vb), median(ratio))
 	}
 	for _, m := range baseMetrics(sc.Unit) {
 		line(m)
