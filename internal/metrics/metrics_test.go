@@ -39,3 +39,25 @@ func TestRouteCountsByStatusAndError(t *testing.T) {
 		}
 	}
 }
+
+// TestParseTextAndLabel: a page parses into families by name, a sample's label reads by name ("" when
+// absent), and a page that is not the text format is an error.
+func TestParseTextAndLabel(t *testing.T) {
+	fams, err := ParseText(strings.NewReader("# TYPE x_total counter\nx_total{route=\"a\",status=\"200\"} 3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := fams["x_total"].GetMetric()
+	if len(ms) != 1 || ms[0].GetCounter().GetValue() != 3 {
+		t.Fatalf("x_total = %v", ms)
+	}
+	if got := Label(ms[0], "status"); got != "200" {
+		t.Errorf("status label = %q, want 200", got)
+	}
+	if got := Label(ms[0], "none"); got != "" {
+		t.Errorf("absent label = %q, want empty", got)
+	}
+	if _, err := ParseText(strings.NewReader("x_total{ 3\n")); err == nil {
+		t.Error("a broken page parsed without an error")
+	}
+}

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+
+	"github.com/the-red/zkpost/internal/metrics"
 )
 
 // writeLua posts a short post for a random user (no URL: link previews are another benchmark).
@@ -260,7 +260,7 @@ func scrapeWriteback(ctx context.Context, env *Env) (wbStats, error) {
 			return s, err
 		}
 		for _, m := range fams["writeback_batches_total"].GetMetric() {
-			if label(m, "result") == "ok" {
+			if metrics.Label(m, "result") == "ok" {
 				s.batches += m.GetCounter().GetValue()
 			}
 		}
@@ -291,7 +291,7 @@ func scrapeStages(ctx context.Context, targets []string) (map[string]histogram, 
 // addStages adds the postsvc_write_stage_seconds histograms of fams to out, by stage.
 func addStages(out map[string]histogram, fams map[string]*dto.MetricFamily) {
 	for _, m := range fams["postsvc_write_stage_seconds"].GetMetric() {
-		stage := label(m, "stage")
+		stage := metrics.Label(m, "stage")
 		out[stage] = out[stage].plus(histogramOf(m))
 	}
 }
@@ -310,21 +310,6 @@ func histogramOf(m *dto.Metric) histogram {
 	return h
 }
 
-func label(m *dto.Metric, name string) string {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue()
-		}
-	}
-	return ""
-}
-
-// textParser reads Prometheus's text format (each page needs its own).
-func textParser() *expfmt.TextParser {
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	return &p
-}
-
 // scrapeMetrics reads a daemon's /metrics page into its metric families.
 func scrapeMetrics(ctx context.Context, url string) (map[string]*dto.MetricFamily, error) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
@@ -333,7 +318,7 @@ func scrapeMetrics(ctx context.Context, url string) (map[string]*dto.MetricFamil
 		return nil, fmt.Errorf("scraping %s: %w", url, err)
 	}
 	defer resp.Body.Close()
-	fams, err := textParser().TextToMetricFamilies(resp.Body)
+	fams, err := metrics.ParseText(resp.Body)
 	if err != nil {
 		return nil, fmt.Errorf("scraping %s: %w", url, err)
 	}

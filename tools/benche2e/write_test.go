@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/the-red/zkpost/internal/metrics"
 )
 
 // exposition renders reg as a daemon's /metrics does.
@@ -40,7 +42,7 @@ func TestStageLinesFromRealScrapes(t *testing.T) {
 	scrape := func() map[string]histogram {
 		out := map[string]histogram{}
 		for _, reg := range regs {
-			fams, err := textParser().TextToMetricFamilies(strings.NewReader(exposition(t, reg)))
+			fams, err := metrics.ParseText(strings.NewReader(exposition(t, reg)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -90,7 +92,7 @@ func FuzzParseMetrics(f *testing.F) {
 	f.Add("# TYPE postsvc_write_stage_seconds histogram\npostsvc_write_stage_seconds_bucket{stage=\"store\",le=\"1\"} 2\npostsvc_write_stage_seconds_count{stage=\"store\"} 5\n")
 	f.Add("a_bucket{le=\"1\"} 2\nb 7\n")
 	f.Fuzz(func(t *testing.T, page string) {
-		fams, err := textParser().TextToMetricFamilies(strings.NewReader(page))
+		fams, err := metrics.ParseText(strings.NewReader(page))
 		if err != nil {
 			return
 		}

@@ -2,7 +2,6 @@ package clusterview
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -10,8 +9,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+
+	"github.com/the-red/zkpost/internal/metrics"
 )
 
 // sample is what one scrape of a node's /metrics found.
@@ -103,7 +102,7 @@ func (v *View) scrape(addr string) sample {
 	if resp.StatusCode != http.StatusOK {
 		return s
 	}
-	families, err := parseMetrics(io.LimitReader(resp.Body, 4<<20))
+	families, err := metrics.ParseText(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
 		v.log.Debug("metrics unreadable", "addr", addr, "err", err)
 		return s
@@ -112,15 +111,6 @@ func (v *View) scrape(addr string) sample {
 	s.requests, s.errors = requestTotals(families)
 	s.lags = replicaLags(families["db_replica_lag_seconds"])
 	return s
-}
-
-func parseMetrics(r io.Reader) (map[string]*dto.MetricFamily, error) {
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(r)
-	if err != nil {
-		return nil, fmt.Errorf("parsing metrics: %w", err)
-	}
-	return fams, nil
 }
 
 // requestTotals counts the requests answered, over every route but the scrapes' own, and those
@@ -137,12 +127,12 @@ func requestTotals(fams map[string]*dto.MetricFamily) (requests, errors float64)
 		return 0, 0
 	}
 	for _, m := range f.GetMetric() {
-		if label(m, "route") == "metrics" {
+		if metrics.Label(m, "route") == "metrics" {
 			continue
 		}
 		n := count(m)
 		requests += n
-		if code, err := strconv.Atoi(label(m, "status")); err == nil && code >= 500 {
+		if code, err := strconv.Atoi(metrics.Label(m, "status")); err == nil && code >= 500 {
 			errors += n
 		}
 	}
@@ -155,18 +145,9 @@ func replicaLags(f *dto.MetricFamily) map[string]float64 {
 		return out
 	}
 	for _, m := range f.GetMetric() {
-		if addr := label(m, "addr"); addr != "" {
+		if addr := metrics.Label(m, "addr"); addr != "" {
 			out[addr] = m.GetGauge().GetValue()
 		}
 	}
 	return out
-}
-
-func label(m *dto.Metric, name string) string {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue()
-		}
-	}
-	return ""
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/the-red/zkpost/discovery"
+	"github.com/the-red/zkpost/internal/metrics"
 	"github.com/the-red/zkpost/internal/testenv/headless"
 	"github.com/the-red/zkpost/internal/testenv/itest"
 )
@@ -71,7 +72,7 @@ http_requests_total{route="metrics",status="200"} 99
 # TYPE db_replica_lag_seconds gauge
 db_replica_lag_seconds{addr="10.0.0.7:13307"} 1.5
 `
-	fams, err := parseMetrics(strings.NewReader(text))
+	fams, err := metrics.ParseText(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ http_request_duration_seconds_bucket{route="guid",status="500",le="+Inf"} 1
 http_request_duration_seconds_sum{route="guid",status="500"} 0.1
 http_request_duration_seconds_count{route="guid",status="500"} 1
 `
-	hf, err := parseMetrics(strings.NewReader(hist))
+	hf, err := metrics.ParseText(strings.NewReader(hist))
 	if err != nil {
 		t.Fatal(err)
 	}
