@@ -5,9 +5,9 @@
 #   tools/bench/loadgen.sh                       # postsvcds at 127.0.0.1:8000,8001 (make up)
 #   TARGETS=127.0.0.1:28000,127.0.0.1:28001 tools/bench/loadgen.sh
 #
-# Both clients POST short posts without a link for random users, write-only, with CONNS
-# connections spread over the same postsvcds for DURATION seconds, interleaved A B A B (PAIRS
-# pairs, at least 3). Reported per client: posts/s, the client's own CPU per post (its user and
+# Both clients POST short posts without a link for random users of 100 (wrk with benche2e's
+# write.lua), write-only, with CONNS connections spread over the same postsvcds for DURATION
+# seconds, interleaved A B A B (PAIRS pairs, at least 3). Reported per client: posts/s, the client's own CPU per post (its user and
 # system time, as its parent shell counted it once it exited), the machine CPU per post
 # (/proc/stat) and the median per-pair ratios. wrk is the baseline: a C client with no bookkeeping;
 # loadgen also records every acknowledged id (what --verify checks) and its latencies.
@@ -34,18 +34,6 @@ for t in "${targets[@]}"; do
 done
 (cd "$ROOT" && go build -o "$WORK/loadgen" ./tools/loadgen)
 
-cat >"$WORK/write.lua" <<'LUA'
-local counter = 0
-function init(args)
-  math.randomseed(os.time() * 1000 + (tid or 0))
-end
-function request()
-  counter = counter + 1
-  local uid = math.random(1, 100)
-  return wrk.format("POST", "/api/v1/posts", {["Content-Type"] = "application/json"},
-    string.format('{"user_id":%d,"contents":"loadgen.sh post %d"}', uid, counter))
-end
-LUA
 
 # client_cpu_ticks prints the user + system ticks of the calling shell's waited-for children
 # (fields 16 and 17 of /proc/<pid>/stat, cutime and cstime). It reads them with the read builtin:
@@ -65,7 +53,7 @@ run_wrk() (
 	client_cpu_ticks
 	c0=$CLIENT_TICKS
 	for t in "${targets[@]}"; do
-		wrk -t1 -c"$per" -d"${DURATION}s" -s "$WORK/write.lua" "http://$t" >"$WORK/wrk.$i" &
+		wrk -t1 -c"$per" -d"${DURATION}s" -s "$ROOT/tools/benche2e/write.lua" "http://$t" -- 100 >"$WORK/wrk.$i" &
 		i=$((i + 1))
 	done
 	wait

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"math"
 	"net/http"
@@ -13,20 +14,10 @@ import (
 	"github.com/the-red/zkpost/internal/metrics"
 )
 
-// writeLua posts a short post for a random user (no URL: link previews are another benchmark).
-// The same script drives both arms.
-const writeLua = `
-local counter = 0
-function init(args)
-  math.randomseed(os.time() * 1000 + (tid or 0))
-end
-function request()
-  counter = counter + 1
-  local uid = math.random(1, 100000)
-  return wrk.format("POST", "/api/v1/posts", {["Content-Type"] = "application/json"},
-    string.format('{"user_id":%d,"contents":"bench post %d"}', uid, counter))
-end
-`
+// writeLua posts a short post for a random user (write.lua). The same script drives both arms.
+//
+//go:embed write.lua
+var writeLua string
 
 // writeScenario compares write-back (the cluster's own postsvcds) with write-through (two more
 // postsvcds started with the same command lines plus --write-mode=through, registered in the
