@@ -43,6 +43,7 @@ type options struct {
 	scenarios  []string
 	keep       bool
 	durable    bool
+	fitPool    bool
 }
 
 // scenarios are the benchmarks by name; read scenarios join this list.
@@ -77,6 +78,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	fs.IntVar(&o.threads, "threads", 2, "wrk threads (spread over the arm's servers)")
 	fs.StringVar(&names, "scenarios", "write,read-warm,read-cold", "comma-separated scenarios to run (write, read-warm, read-cold)")
 	fs.BoolVar(&o.keep, "keep", false, "leave a cluster this run brought up running")
+	fs.BoolVar(&o.fitPool, "fit-buffer-pool", true, "for the run, grow each MariaDB's InnoDB buffer pool to hold its posts table, and read the table into it; false: the cluster's own size")
 	fs.BoolVar(&o.durable, "durable-db", true, "run with an fsync on every MariaDB commit (innodb_flush_log_at_trx_commit=1, sync_binlog=1), as the queue fsyncs every write; false: the cluster's own setting")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -140,6 +142,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		runtime.NumCPU(), o.threads, o.duration, o.pairs, o.conns)
 	if o.durable {
 		undo, err := makeDurable(ctx, []string{env.Addr("mariadb-primary"), env.Addr("mariadb-replica")}, stdout)
+		if err != nil {
+			return err
+		}
+		defer undo()
+	}
+	if o.fitPool {
+		undo, err := fitBufferPool(ctx, []string{env.Addr("mariadb-primary"), env.Addr("mariadb-replica")}, stdout)
 		if err != nil {
 			return err
 		}
