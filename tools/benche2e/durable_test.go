@@ -45,7 +45,7 @@ func TestPoolFor(t *testing.T) {
 	for _, c := range []struct{ table, current, want int64 }{
 		{580 * mib, 64 * mib, 1152 * mib}, // 870 + 256 = 1126, up to whole 128 MiB chunks
 		{0, 64 * mib, 256 * mib},
-		{0, 2048 * mib, 2048 * mib}, // a pool that holds the table already is kept
+		{0, 2048 * mib, 2048 * mib},          // a pool that holds the table already is kept
 		{1100 * mib, 2048 * mib, 2048 * mib}, // 1,906 MiB wanted
 		{1300 * mib, 2048 * mib, 2304 * mib},
 	} {
