@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/the-red/zkpost/internal/testenv/itest"
 	"github.com/the-red/zkpost/post/mysql"
@@ -116,5 +117,38 @@ func TestFitBufferPoolSetsWarmsAndRestores(t *testing.T) {
 	}
 	if pool != pool0 {
 		t.Errorf("after restore the pool is %d, want the old %d", pool, pool0)
+	}
+}
+
+// TestAwaitReplica: with replication stopped, awaitReplica gives up after its timeout with an
+// error; once replication runs again it returns, and the replica then holds the primary's row.
+func TestAwaitReplica(t *testing.T) {
+	primary := itest.StartMariaDB(t)
+	replica := itest.StartMariaDBReplica(t, primary)
+	ctx := context.Background()
+	pdb, rdb := primary.DB(t, "zkpost"), replica.DB(t, "zkpost")
+	if err := mysql.Migrate(ctx, pdb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := awaitReplica(ctx, pdb, rdb, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	replica.StopReplication(t)
+	if _, err := pdb.ExecContext(ctx, "INSERT INTO posts (post_id, user_id, contents, created_at) VALUES (1, 7, 'a', NOW(3))"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := awaitReplica(ctx, pdb, rdb, time.Second); err == nil {
+		t.Fatal("awaitReplica returned without error while the replica was stopped")
+	}
+	replica.StartReplication(t)
+	if _, err := awaitReplica(ctx, pdb, rdb, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := rdb.QueryRowContext(ctx, "SELECT COUNT(*) FROM posts WHERE post_id = 1").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("after awaitReplica the replica has %d rows of post 1, want 1", n)
 	}
 }

@@ -28,6 +28,7 @@ type Env struct {
 	Work    string // scratch directory of this run
 	State   cluster.State
 	DB      *sql.DB // the services' account on the MariaDB primary
+	Replica *sql.DB // the same account on its replica
 	Log     io.Writer
 	started bool // we brought the cluster up: bring it down at the end
 	extra   []*extraProc
@@ -112,16 +113,24 @@ func openEnv(ctx context.Context, o options, log io.Writer) (*Env, error) {
 	if err := e.readState(); err != nil {
 		return e, err
 	}
-	for _, n := range []string{"postsvc-1", "postsvc-2", "writeback-1", "mariadb-primary", "queue-primary"} {
+	for _, n := range []string{"postsvc-1", "postsvc-2", "writeback-1", "mariadb-primary", "mariadb-replica", "queue-primary"} {
 		if _, ok := e.Node(n); !ok {
 			return e, fmt.Errorf("cluster in %s has no running %s (devcluster status shows why)", o.dir, n)
 		}
 	}
-	dsn := fmt.Sprintf("zkpost:zkpost@tcp(%s)/zkpost?parseTime=true&timeout=5s", e.Addr("mariadb-primary"))
-	if e.DB, err = sql.Open("mysql", dsn); err != nil {
+	dsn := func(node string) string {
+		return fmt.Sprintf("zkpost:zkpost@tcp(%s)/zkpost?parseTime=true&timeout=5s", e.Addr(node))
+	}
+	if e.DB, err = sql.Open("mysql", dsn("mariadb-primary")); err != nil {
 		return e, fmt.Errorf("opening the database: %w", err)
 	}
-	return e, e.DB.PingContext(ctx)
+	if e.Replica, err = sql.Open("mysql", dsn("mariadb-replica")); err != nil {
+		return e, fmt.Errorf("opening the replica: %w", err)
+	}
+	if err := e.DB.PingContext(ctx); err != nil {
+		return e, err
+	}
+	return e, e.Replica.PingContext(ctx)
 }
 
 func (e *Env) readState() error {
@@ -180,6 +189,9 @@ func (e *Env) Close(o options) {
 	}
 	if e.DB != nil {
 		e.DB.Close()
+	}
+	if e.Replica != nil {
+		e.Replica.Close()
 	}
 	if e.started && !o.keep {
 		_ = e.devcluster(context.Background(), o, "down")

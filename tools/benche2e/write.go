@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	_ "embed"
 	"fmt"
 	"math"
@@ -94,13 +95,15 @@ func sameLoadRounds(ctx context.Context, env *Env, o options, res map[int][2][]R
 }
 
 // writeArm counts a round's posts as the rows that appear in the posts table after the highest
-// post_id seen before the round, waiting (up to drainWait) until every 2xx answer has its row.
+// post_id seen before the round, waiting (up to drainWait) until every 2xx answer has its row
+// and then until the replica has applied all of them (awaitReplica).
 // Its extra lines are the p50 and p99 of each write stage on its postsvcds (stageLines) and,
 // with drain, writebackd's batch size and ack→commit lag.
 func writeArm(env *Env, name string, targets []string, drain bool) Arm {
 	var from uint64
 	var wb0 wbStats
 	var st0 map[string]histogram
+	var catchUp time.Duration
 	return Arm{
 		Name: name, Targets: targets, Path: "/api/v1/posts", Script: writeLua,
 		Before: func(ctx context.Context, env *Env) error {
@@ -114,7 +117,12 @@ func writeArm(env *Env, name string, targets []string, drain bool) Arm {
 			return env.DB.QueryRowContext(ctx, "SELECT COALESCE(MAX(post_id), 0) FROM posts").Scan(&from)
 		},
 		Ops: func(ctx context.Context, env *Env, r WrkResult) (int64, error) {
-			return awaitRows(ctx, env, from, r.OK())
+			n, err := awaitRows(ctx, env, from, r.OK())
+			if err != nil {
+				return n, err
+			}
+			catchUp, err = awaitReplica(ctx, env.DB, env.Replica, drainWait)
+			return n, err
 		},
 		Extra: func(ctx context.Context, env *Env) (map[string]float64, error) {
 			st1, err := scrapeStages(ctx, targets)
@@ -122,6 +130,7 @@ func writeArm(env *Env, name string, targets []string, drain bool) Arm {
 				return nil, err
 			}
 			out := stageLines(st1, st0)
+			out["replica catch-up after the rows (ms)"] = float64(catchUp) / float64(time.Millisecond)
 			if !drain {
 				return out, nil
 			}
@@ -164,6 +173,27 @@ func awaitRows(ctx context.Context, env *Env, from uint64, want int64) (int64, e
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// awaitReplica waits, up to timeout, until replica has applied everything primary has binlogged
+// so far, and returns how long that took. A round ends only then, in either arm: otherwise the
+// replica's apply of one round's rows (single-row transactions in write-through, which a
+// single-threaded replica applies more slowly than it receives them) runs on into the next
+// round, the other arm's, and is counted there.
+func awaitReplica(ctx context.Context, primary, replica *sql.DB, timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	var pos string
+	if err := primary.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_binlog_pos").Scan(&pos); err != nil {
+		return 0, fmt.Errorf("reading the primary's binlog position: %w", err)
+	}
+	var res int
+	if err := replica.QueryRowContext(ctx, "SELECT MASTER_GTID_WAIT(?, ?)", pos, timeout.Seconds()).Scan(&res); err != nil {
+		return 0, fmt.Errorf("waiting for the replica to reach %s: %w", pos, err)
+	}
+	if res != 0 {
+		return time.Since(start), fmt.Errorf("the replica did not reach the primary's %s within %s", pos, timeout)
+	}
+	return time.Since(start), nil
 }
 
 // histogram is a Prometheus histogram's cumulative buckets.

@@ -50,7 +50,17 @@ type MariaDB struct {
 	Port     int
 	ServerID int // unique among servers that replicate from one another
 	InnoDB   InnoDB
+	// ParallelApply is how many threads apply a primary's transactions when the server is a
+	// replica (slave_parallel_threads, in-order commit); 0 applies them on the one SQL thread.
+	ParallelApply int
 }
+
+// ClusterParallelApply is a cluster's ParallelApply. A primary that commits many small
+// transactions at once (group commit) outruns a replica that applies them one at a time: with
+// write-through, a single-threaded replica fell a second behind in 4 s of load, and four threads
+// kept it within about a tenth of that (docs/benchmarks.md, "The replica"). Commits stay in the
+// primary's order, so the replica always holds a prefix of the primary's history.
+const ClusterParallelApply = 4
 
 // Addr returns the server's TCP address.
 func (m MariaDB) Addr() string { return Addr(m.Port) }
@@ -78,6 +88,9 @@ func (m MariaDB) Args() []string {
 		"--slave-net-timeout=10",
 		"--character-set-server=utf8mb4",
 		"--collation-server=utf8mb4_unicode_ci",
+	}
+	if m.ParallelApply > 0 {
+		args = append(args, "--slave-parallel-threads="+strconv.Itoa(m.ParallelApply))
 	}
 	return append(append(args, asRoot()...), m.InnoDB.flags()...)
 }

@@ -101,6 +101,21 @@ func TestMariaDBInstallMatchesServer(t *testing.T) {
 	}
 }
 
+// TestMariaDBParallelApply: a server given ParallelApply applies replicated transactions on that
+// many threads; one without it keeps MariaDB's single SQL thread.
+func TestMariaDBParallelApply(t *testing.T) {
+	m := MariaDB{Dir: "/d", Socket: "/d/s", Port: 3, ServerID: 2, InnoDB: ClusterInnoDB, ParallelApply: 4}
+	if !slices.Contains(m.Args(), "--slave-parallel-threads=4") {
+		t.Errorf("ParallelApply 4: args %q lack --slave-parallel-threads=4", m.Args())
+	}
+	m.ParallelApply = 0
+	for _, a := range m.Args() {
+		if strings.HasPrefix(a, "--slave-parallel-threads") {
+			t.Errorf("ParallelApply 0: args have %q", a)
+		}
+	}
+}
+
 func TestSocketPathFitsTheLimit(t *testing.T) {
 	short := "/tmp/x"
 	if got, want := SocketPath(short), filepath.Join(short, "mysqld.sock"); got != want {

@@ -51,7 +51,7 @@ func TestDaemonsStartAsLaunchDescribes(t *testing.T) {
 
 // TestServersStartAsServersDescribes: ZooKeeper, the Redis servers and the MariaDB servers are
 // started with internal/launch/servers' command lines: the queue with AOF, each replica following
-// its primary, the MariaDB replica with its own server id.
+// its primary, the MariaDB replica with its own server id and parallel apply.
 func TestServersStartAsServersDescribes(t *testing.T) {
 	for _, exe := range []string{"java", "redis-server", "mariadbd", "mariadb-install-db"} {
 		itest.Require(t, exe)
@@ -65,7 +65,8 @@ func TestServersStartAsServersDescribes(t *testing.T) {
 		"queue-replica": servers.Redis{Dir: c.dataDir("queue-replica"), Port: 46383, AOF: true,
 			ReplicaOf: "127.0.0.1:46379"},
 		"mariadb-replica": servers.MariaDB{Dir: c.dataDir("mariadb-replica"), Port: 43307, ServerID: 2,
-			Socket: servers.SocketPath(c.dataDir("mariadb-replica")), InnoDB: servers.ClusterInnoDB},
+			Socket: servers.SocketPath(c.dataDir("mariadb-replica")), InnoDB: servers.ClusterInnoDB,
+			ParallelApply: servers.ClusterParallelApply},
 	}
 	for name, desc := range want {
 		n, ok := nodeNamed(name)

@@ -12,7 +12,7 @@ import (
 func (c *Cluster) mariadbSpec(n Node) (spec, error) {
 	dir := c.dataDir(n.Name)
 	m := servers.MariaDB{Dir: dir, Socket: servers.SocketPath(dir), Port: c.port(n.Name), ServerID: 1,
-		InnoDB: servers.ClusterInnoDB}
+		InnoDB: servers.ClusterInnoDB, ParallelApply: servers.ClusterParallelApply}
 	if n.Of != "" {
 		m.ServerID = 2
 	}
