@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 )
 
@@ -28,8 +29,16 @@ func pacedPairs(ctx context.Context, env *Env, o options, title, unit string, ar
 			rounds[i] = append(rounds[i], r)
 		}
 	}
-	fmt.Fprintf(env.Log, "\n== %s (offered %.0f/s, %d conns, %d pairs): medians; ratio = median over pairs of A/B\n", title, rate, conns, o.pairs)
-	fmt.Fprintf(env.Log, "%-36s %13s %13s %8s\n", "", arms[0].Name, arms[1].Name, "A/B")
+	pacedReport(env.Log, title, unit, [2]string{arms[0].Name, arms[1].Name}, rate, conns, rounds)
+	return nil
+}
+
+// pacedReport prints the medians of the paced rounds, the median of the per-pair ratios A/B, and
+// each process group's CPU per op: below saturation fewer ops share each wake-up and grouped
+// round trip, and these lines show where that costs.
+func pacedReport(out io.Writer, title, unit string, names [2]string, rate float64, conns int, rounds [2][]Round) {
+	fmt.Fprintf(out, "\n== %s (offered %.0f/s, %d conns, %d pairs): medians; ratio = median over pairs of A/B\n", title, rate, conns, len(rounds[0]))
+	fmt.Fprintf(out, "%-36s %13s %13s %8s\n", "", names[0], names[1], "A/B")
 	row := func(name string, f func(Round) float64) {
 		var ratios []float64
 		for i := range rounds[0] {
@@ -37,17 +46,20 @@ func pacedPairs(ctx context.Context, env *Env, o options, title, unit string, ar
 				ratios = append(ratios, f(rounds[0][i])/b)
 			}
 		}
-		fmt.Fprintf(env.Log, "%-36s %13.2f %13.2f %8.2f\n", name, medianOf(rounds[0], f), medianOf(rounds[1], f), median(ratios))
+		fmt.Fprintf(out, "%-36s %13.2f %13.2f %8.2f\n", name, medianOf(rounds[0], f), medianOf(rounds[1], f), median(ratios))
 	}
 	row("served/s", func(r Round) float64 { return float64(r.Wrk.OK()) / r.Wrk.Duration.Seconds() })
 	row("p50 latency (ms)", func(r Round) float64 { return ms(r.Wrk.P50) })
 	row("p99 latency (ms)", func(r Round) float64 { return ms(r.Wrk.P99) })
 	row("machine CPU µs/"+unit, func(r Round) float64 { return perOp(r.Machine, r.Ops) })
 	row("host steal % (not counted)", func(r Round) float64 { return stealShare(r) })
+	fmt.Fprintf(out, "CPU µs per %s by process:\n", unit)
+	for _, g := range groupNames(rounds) {
+		row("  "+g, func(r Round) float64 { return perOp(r.Procs[g], r.Ops) })
+	}
 	for _, k := range extraNames(rounds) {
 		row(k, func(r Round) float64 { return r.Extra[k] })
 	}
-	return nil
 }
 
 // lagRound measures ack→commit at half the saturation rate: one write-back round whose
