@@ -58,8 +58,8 @@ type MariaDB struct {
 // ClusterParallelApply is a cluster's ParallelApply. A primary that commits many small
 // transactions at once (group commit) outruns a replica that applies them one at a time: with
 // write-through, a single-threaded replica fell a second behind in 4 s of load, and four threads
-// kept it within about a tenth of that (docs/benchmarks.md, "The replica"). Commits stay in the
-// primary's order, so the replica always holds a prefix of the primary's history.
+// cut that to 0.14 s (docs/benchmarks.md, "The replica"). Commits stay in the primary's order,
+// so the replica always holds a prefix of the primary's history.
 const ClusterParallelApply = 4
 
 // Addr returns the server's TCP address.
