@@ -29,10 +29,10 @@ func poolFor(tableBytes, current int64) int64 {
 // fitBufferPool gives each MariaDB server at addrs, for the run, an InnoDB buffer pool that holds
 // its posts tables (poolFor), reads the tables' indexes into it and returns what puts the old
 // sizes back. A database is provisioned for its data, production's as any; devcluster's pool is
-// sized for a developer's machine (servers.ClusterInnoDB), while the benchmark's table grows with every run
-// (4.9 M rows, 580 MiB, by 3 Dec). Through a pool smaller than the table every insert's random
-// page of the (user_id, post_id) index was a read from disk and, later, a page write: work both
-// arms pay per row, the database's and not the write path's, and more of it every run
+// sized for a developer's machine (servers.ClusterInnoDB), while the benchmark's table grows with
+// every run (4.9 M rows, 580 MiB, by 3 Dec). Through a pool smaller than the table every insert's
+// random page of the (user_id, post_id) index was a read from disk and, later, a page write:
+// work both arms pay per row, the database's and not the write path's, and more of it every run
 // (docs/benchmarks.md, "The database's buffer pool").
 func fitBufferPool(ctx context.Context, addrs []string, out io.Writer) (restore func(), err error) {
 	return forEachServer(ctx, addrs, func(db *sql.DB, addr string) (func(), error) {
