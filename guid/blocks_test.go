@@ -2,9 +2,11 @@ package guid
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,5 +152,54 @@ func TestBlocksDropStaleSpares(t *testing.T) {
 	}
 	if r := s.requests.Load(); r != 3 {
 		t.Errorf("requests after the spares went stale = %d, want 3", r)
+	}
+}
+
+// FuzzDecodeIDs checks the batch scanner against encoding/json: whatever it accepts, the
+// decoder reads as the same ids, and a batch as guidd writes it is always accepted.
+func FuzzDecodeIDs(f *testing.F) {
+	for _, s := range []string{`{"guids":["1","2"]}`, `{"guids":["1","2"]}` + "\n", `{"guids":[ "1","2"]}`,
+		`{"guids":["1","2","3"]}`, `{"guids":["01","9223372036854775807"]}`, `{"guids":["1","9223372036854775808"]}`,
+		`{"guids":["1",2]}`, `{"guids":["1","2"],"x":1}`, `{"guids":["1","\u0032"]}`, `{"guids":["1"`} {
+		f.Add([]byte(s), uint8(2))
+	}
+	f.Fuzz(func(t *testing.T, body []byte, n uint8) {
+		ids, ok := scanBatch(body, int(n))
+		if !ok {
+			return
+		}
+		var r struct {
+			GUIDs []string `json:"guids"`
+		}
+		if err := json.Unmarshal(body, &r); err != nil {
+			t.Fatalf("scanBatch accepted %q, encoding/json refuses it: %v", body, err)
+		}
+		if len(r.GUIDs) != len(ids) || len(ids) != int(n) {
+			t.Fatalf("scanBatch(%q, %d) = %v; encoding/json reads %q", body, n, ids, r.GUIDs)
+		}
+		for i, s := range r.GUIDs {
+			if want, err := ParseID(s); err != nil || want != ids[i] {
+				t.Fatalf("scanBatch(%q) id %d = %d; encoding/json reads %q (%v)", body, i, ids[i], s, err)
+			}
+		}
+	})
+}
+
+func TestScanBatchReadsWhatGuiddWrites(t *testing.T) {
+	for _, ids := range [][]uint64{{0, 1}, {7, 1<<63 - 1, 42}, make([]uint64, MaxBatch)} {
+		got, ok := scanBatch(appendBatch(nil, ids), len(ids))
+		if !ok || !slices.Equal(got, ids) {
+			t.Fatalf("scanBatch(appendBatch(%d ids)) = %d ids, %v", len(ids), len(got), ok)
+		}
+		if _, ok := scanBatch(appendBatch(nil, ids), len(ids)+1); ok {
+			t.Fatalf("scanBatch took %d ids for %d", len(ids), len(ids)+1)
+		}
+		if _, ok := scanBatch(appendBatch(nil, ids), len(ids)-1); ok {
+			t.Fatalf("scanBatch took %d ids for %d", len(ids), len(ids)-1)
+		}
+	}
+	// Spelled otherwise, the same JSON still decodes (through encoding/json).
+	if ids, err := decodeIDs([]byte(`{ "guids" : [ "5", "6" ] }`), 2); err != nil || !slices.Equal(ids, []uint64{5, 6}) {
+		t.Fatalf("decodeIDs of a spaced batch = %v, %v", ids, err)
 	}
 }

@@ -130,7 +130,7 @@ func appendSingle(b []byte, id uint64) []byte {
 }
 
 func appendBatch(b []byte, ids []uint64) []byte {
-	b = append(b, `{"guids":[`...)
+	b = append(b, batchStart...)
 	for i, id := range ids {
 		if i > 0 {
 			b = append(b, ',')
@@ -139,7 +139,7 @@ func appendBatch(b []byte, ids []uint64) []byte {
 		b = strconv.AppendUint(b, id, 10)
 		b = append(b, '"')
 	}
-	return append(b, "]}"...)
+	return append(b, batchEnd...)
 }
 
 // ParseCount parses the count query parameter: ASCII digits only, value 1–MaxBatch.

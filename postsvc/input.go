@@ -44,18 +44,12 @@ func (r inputRules) parseCreateBody(body []byte) (writeInput, error) {
 	if err := checkJSONEscapes(body); err != nil {
 		return writeInput{}, err
 	}
-	var in struct {
-		UserID   json.RawMessage `json:"user_id"`
-		Contents *string         `json:"contents"`
-		URL      *string         `json:"url"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		return writeInput{}, httpapi.InvalidArgument("body must be a JSON object with user_id, contents and optionally url: " + jsonProblem(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return writeInput{}, httpapi.InvalidArgument("body has data after the JSON object")
+	in, ok := scanCreateBody(body)
+	if !ok {
+		var err error
+		if in, err = decodeCreateBody(body); err != nil {
+			return writeInput{}, err
+		}
 	}
 	uid, err := userIDFromJSON(in.UserID)
 	if err != nil {
@@ -69,6 +63,125 @@ func (r inputRules) parseCreateBody(body []byte) (writeInput, error) {
 		w.URL = *in.URL
 	}
 	return w, r.check(w)
+}
+
+// createFields are the fields of a create body as sent: a field that was absent is nil.
+type createFields struct {
+	UserID   json.RawMessage `json:"user_id"`
+	Contents *string         `json:"contents"`
+	URL      *string         `json:"url"`
+}
+
+// decodeCreateBody reads a create body with encoding/json: exactly one object, no unknown field.
+func decodeCreateBody(body []byte) (createFields, error) {
+	var in createFields
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return in, httpapi.InvalidArgument("body must be a JSON object with user_id, contents and optionally url: " + jsonProblem(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return in, httpapi.InvalidArgument("body has data after the JSON object")
+	}
+	return in, nil
+}
+
+// scanCreateBody reads the usual spelling of a create body without reflection: one object whose
+// keys are user_id, contents and url, each at most once and spelled exactly so, with string
+// values free of escapes and control characters, and a user_id of digits, quoted or not. It
+// reads what encoding/json would (FuzzScanCreateBody); anything else is not ok, and
+// decodeCreateBody reads it or explains what is wrong. The body must be valid UTF-8.
+func scanCreateBody(body []byte) (createFields, bool) {
+	var in createFields
+	b, ok := cutJSONByte(body, '{')
+	for ok {
+		var key []byte
+		if key, b, ok = cutJSONString(b); !ok {
+			break
+		}
+		if b, ok = cutJSONByte(b, ':'); !ok {
+			break
+		}
+		switch string(key) {
+		case "user_id":
+			if in.UserID != nil {
+				return in, false
+			}
+			b = bytes.TrimLeft(b, jsonSpace)
+			var rest []byte
+			if _, rest, ok = cutJSONString(b); !ok {
+				_, rest, ok = cutJSONDigits(b)
+			}
+			in.UserID, b = b[:len(b)-len(rest)], rest // the value as sent, as json.RawMessage holds it
+		case "contents", "url":
+			var val []byte
+			if val, b, ok = cutJSONString(b); !ok {
+				return in, false
+			}
+			v, field := string(val), &in.Contents
+			if key[0] == 'u' {
+				field = &in.URL
+			}
+			if *field != nil {
+				return in, false
+			}
+			*field = &v
+		default:
+			return in, false
+		}
+		if !ok {
+			break
+		}
+		if rest, more := cutJSONByte(b, ','); more {
+			b = rest
+			continue
+		}
+		b, ok = cutJSONByte(b, '}')
+		return in, ok && len(bytes.TrimLeft(b, jsonSpace)) == 0
+	}
+	return in, false
+}
+
+const jsonSpace = " \t\r\n"
+
+// cutJSONByte cuts c, after any white space, from the start of b.
+func cutJSONByte(b []byte, c byte) ([]byte, bool) {
+	b = bytes.TrimLeft(b, jsonSpace)
+	if len(b) == 0 || b[0] != c {
+		return b, false
+	}
+	return b[1:], true
+}
+
+// cutJSONString cuts a string without escapes or control characters, after any white space,
+// from the start of b, and returns its contents.
+func cutJSONString(b []byte) (s, rest []byte, ok bool) {
+	if b, ok = cutJSONByte(b, '"'); !ok {
+		return nil, b, false
+	}
+	for i, c := range b {
+		switch {
+		case c == '"':
+			return b[:i], b[i+1:], true
+		case c == '\\' || c < 0x20:
+			return nil, b, false
+		}
+	}
+	return nil, b, false
+}
+
+// cutJSONDigits cuts a JSON number that is digits alone (no sign, fraction or exponent, no
+// leading zero), after any white space, from the start of b.
+func cutJSONDigits(b []byte) (digits, rest []byte, ok bool) {
+	b = bytes.TrimLeft(b, jsonSpace)
+	n := 0
+	for n < len(b) && b[n] >= '0' && b[n] <= '9' {
+		n++
+	}
+	if n == 0 || b[0] == '0' || (n < len(b) && (b[n] == '.' || b[n] == 'e' || b[n] == 'E')) {
+		return nil, b, false
+	}
+	return b[:n], b[n:], true
 }
 
 // checkJSONEscapes refuses a \u escape of a UTF-16 surrogate that is not half of a high-low pair

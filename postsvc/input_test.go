@@ -136,6 +136,59 @@ func FuzzCreatePost(f *testing.F) {
 	})
 }
 
+// FuzzScanCreateBody checks the create body's scanner against encoding/json: whatever it reads,
+// decodeCreateBody reads the same.
+func FuzzScanCreateBody(f *testing.F) {
+	for _, s := range []string{`{"user_id":42,"contents":"hi","url":"https://example.com/"}`,
+		` { "url" : "u" , "contents":"x", "user_id" : "7" } ` + "\n", `{"user_id":01,"contents":"x"}`,
+		`{"user_id":1e3,"contents":"x"}`, `{"user_id":-1,"contents":"x"}`, `{"user_id":1,"user_id":2}`,
+		`{"User_ID":1,"contents":"x"}`, `{"user_id":1,"contents":"a\"b"}`, `{"user_id":1,"contents":null}`,
+		`{"user_id":1,"contents":"x"} {}`, `{"user_id":1,}`, `{}`, "{\"user_id\":1,\"contents\":\"\t\"}"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if !utf8.Valid(body) { // parseCreateBody refuses it before either reads it
+			return
+		}
+		got, ok := scanCreateBody(body)
+		if !ok {
+			return
+		}
+		want, err := decodeCreateBody(body)
+		if err != nil {
+			t.Fatalf("scanCreateBody read %q, encoding/json refuses it: %v", body, err)
+		}
+		if string(got.UserID) != string(want.UserID) || !samePtr(got.Contents, want.Contents) || !samePtr(got.URL, want.URL) {
+			t.Fatalf("scanCreateBody(%q) = %s %v %v; encoding/json reads %s %v %v", body,
+				got.UserID, deref(got.Contents), deref(got.URL), want.UserID, deref(want.Contents), deref(want.URL))
+		}
+	})
+}
+
+func TestScanCreateBodyReadsTheUsualSpelling(t *testing.T) {
+	for _, body := range []string{`{"user_id":42,"contents":"bench post 7"}`,
+		`{"user_id":"42","contents":"hi","url":"https://example.com/"}`, ` {"contents": "hi", "user_id": 42}` + "\n"} {
+		in, ok := scanCreateBody([]byte(body))
+		if !ok || deref(in.Contents) != "hi" && deref(in.Contents) != "bench post 7" {
+			t.Fatalf("scanCreateBody(%q) = %+v, %v", body, in, ok)
+		}
+	}
+	// Escapes go to encoding/json, and are decoded all the same.
+	w, err := testRules.parseCreateBody([]byte(`{"user_id":1,"contents":"a\u0041\"b"}`))
+	if err != nil || w.Contents != `aA"b` {
+		t.Fatalf("parseCreateBody with escapes = %+v, %v", w, err)
+	}
+}
+
+func samePtr(a, b *string) bool { return (a == nil) == (b == nil) && deref(a) == deref(b) }
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
+}
+
 func FuzzWritePostQuery(f *testing.F) {
 	f.Add("42", []byte("hello"), []byte("https://example.com/"))
 	f.Add("0", []byte(""), []byte("javascript:alert(1)"))

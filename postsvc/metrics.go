@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type serviceMetrics struct {
 	cache        *prometheus.CounterVec // by kind (list, post, url, write, fill) and result (hit, miss, error)
 	listKept     prometheus.Counter     // cache{kind="list",result="kept"}, looked up once: a warm page's only count
+	writeOK      prometheus.Counter     // cache{kind="write",result="ok"}, looked up once: every write counts it
 	dbFallbacks  *prometheus.CounterVec // by reason
 	scrap        *prometheus.CounterVec // by result (ok, cached, error, timeout)
 	enqueueFails prometheus.Counter
@@ -14,6 +15,7 @@ type serviceMetrics struct {
 	// published counts posts published to their author's streams, by result (ok, error,
 	// no_shard); the publish is part of the post's cache write (coverage.go's addPost).
 	published   *prometheus.CounterVec
+	publishedOK prometheus.Counter // published{result="ok"}, looked up once
 	ringMembers prometheus.Gauge
 	ringVersion prometheus.Gauge
 	// coverageRepairs counts deletions of coverage markers after failed cache writes, by result
@@ -70,7 +72,8 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 	}, []string{"stage"})
 	m.stageID, m.stagePreview = m.writeStage.WithLabelValues("id"), m.writeStage.WithLabelValues("preview")
 	m.stageStore, m.stageCache = m.writeStage.WithLabelValues("store"), m.writeStage.WithLabelValues("cache")
-	m.listKept = m.cache.WithLabelValues("list", "kept")
+	m.listKept, m.writeOK = m.cache.WithLabelValues("list", "kept"), m.cache.WithLabelValues("write", "ok")
+	m.publishedOK = m.published.WithLabelValues("ok")
 	reg.MustRegister(m.cache, m.dbFallbacks, m.scrap, m.enqueueFails, m.writeThroughFails, m.published, m.ringMembers, m.ringVersion, m.coverageRepairs, m.refreshes, m.writeStage)
 	return m
 }

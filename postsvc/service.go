@@ -170,7 +170,7 @@ func (s *Service) cachePost(ctx context.Context, p post.Post, body []byte) {
 	if published != nil {
 		s.metrics.published.WithLabelValues("error").Inc()
 	} else {
-		s.metrics.published.WithLabelValues("ok").Inc()
+		s.metrics.publishedOK.Inc()
 	}
 	if err != nil {
 		s.metrics.cacheOp("write", "error")
@@ -179,7 +179,7 @@ func (s *Service) cachePost(ctx context.Context, p post.Post, body []byte) {
 		s.cache.dropCoverage(sh, p.UserID, s.cfg.CoverageTTL)
 		return
 	}
-	s.metrics.cacheOp("write", "ok")
+	s.metrics.writeOK.Inc()
 }
 
 // linkPreview returns the preview of u from the URL cache, else from scrap within the bounded

@@ -84,8 +84,9 @@ func Decode(id uint64) Decoded {
 }
 
 // ParseID parses a decimal ID as clients send it: ASCII digits only (no sign, space or
-// exponent), at most 19 of them, and below 2^63 since the sign bit is never set.
-func ParseID(s string) (uint64, error) {
+// exponent), at most 19 of them, and below 2^63 since the sign bit is never set. It takes the
+// bytes of a larger answer as they are, without a copy into a string.
+func ParseID[T ~string | ~[]byte](s T) (uint64, error) {
 	if len(s) == 0 || len(s) > 19 {
 		return 0, ErrInvalidID
 	}
