@@ -19,13 +19,16 @@ func medianRate(rounds []Round) float64 {
 func pacedPairs(ctx context.Context, env *Env, o options, title, unit string, arms [2]Arm, conns int, rate float64) error {
 	var rounds [2][]Round
 	for pair := range o.pairs {
-		for i, arm := range arms {
-			r, err := runRound(ctx, env, o, arm, conns, o.duration)
-			if err != nil {
-				return fmt.Errorf("%s: %w", title, err)
-			}
+		rs, err := runPair(env.Log, o.maxSteal, func(i int) (Round, error) {
+			return runRound(ctx, env, o, arms[i], conns, o.duration)
+		}, func(i int, r Round) {
 			fmt.Fprintf(env.Log, "  %s pair %d %-13s %6.0f/s  p50 %-9s p99 %-9s %4.0f µs machine CPU/%s  steal %2.0f %%\n",
-				title, pair+1, arm.Name, float64(r.Wrk.OK())/r.Wrk.Duration.Seconds(), r.Wrk.P50, r.Wrk.P99, perOp(r.Machine, r.Ops), unit, stealShare(r))
+				title, pair+1, arms[i].Name, float64(r.Wrk.OK())/r.Wrk.Duration.Seconds(), r.Wrk.P50, r.Wrk.P99, perOp(r.Machine, r.Ops), unit, stealShare(r))
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", title, err)
+		}
+		for i, r := range rs {
 			rounds[i] = append(rounds[i], r)
 		}
 	}

@@ -44,6 +44,7 @@ type options struct {
 	keep       bool
 	durable    bool
 	fitPool    bool
+	maxSteal   float64 // host steal, in % of a round's CPU time, above which a pair runs again (runPair)
 }
 
 // scenarios are the benchmarks by name; read scenarios join this list.
@@ -79,6 +80,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	fs.StringVar(&names, "scenarios", "write,read-warm,read-cold", "comma-separated scenarios to run (write, read-warm, read-cold)")
 	fs.BoolVar(&o.keep, "keep", false, "leave a cluster this run brought up running")
 	fs.BoolVar(&o.fitPool, "fit-buffer-pool", true, "for the run, grow each MariaDB's InnoDB buffer pool to hold its posts table, and read the table into it; false: the cluster's own size")
+	fs.Float64Var(&o.maxSteal, "max-steal", 15, "run a pair again (up to twice) when the host's steal exceeds this % of either round's CPU time; 0: never")
 	fs.BoolVar(&o.durable, "durable-db", true, "run with an fsync on every MariaDB commit (innodb_flush_log_at_trx_commit=1, sync_binlog=1), as the queue fsyncs every write; false: the cluster's own setting")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -183,14 +185,18 @@ func runScenario(ctx context.Context, env *Env, o options, sc Scenario, out io.W
 	}
 	for _, c := range conns {
 		var rs [2][]Round
+		arms := [2]Arm{a, b}
 		for p := range o.pairs {
-			for i, arm := range []Arm{a, b} {
-				r, err := runRound(ctx, env, o, arm, c, o.duration)
-				if err != nil {
-					return err
-				}
+			pair, err := runPair(out, o.maxSteal, func(i int) (Round, error) {
+				return runRound(ctx, env, o, arms[i], c, o.duration)
+			}, func(i int, r Round) {
 				fmt.Fprintf(out, "  %s c=%d pair %d %-14s %8.0f ops/s  p99 %-8s %6.0f µs machine CPU/op  steal %2.0f %%\n",
-					sc.Name, c, p+1, arm.Name, float64(r.Ops)/r.Wrk.Duration.Seconds(), r.Wrk.P99, perOp(r.Machine, r.Ops), stealShare(r))
+					sc.Name, c, p+1, arms[i].Name, float64(r.Ops)/r.Wrk.Duration.Seconds(), r.Wrk.P99, perOp(r.Machine, r.Ops), stealShare(r))
+			})
+			if err != nil {
+				return err
+			}
+			for i, r := range pair {
 				rs[i] = append(rs[i], r)
 			}
 		}
