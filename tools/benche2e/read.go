@@ -109,7 +109,7 @@ func readWarmScenario() Scenario {
 				Script: fmt.Sprintf(readLua, warmUserBase, warmUsers-1, pageLimit)}, nil
 		},
 		B: func(ctx context.Context, env *Env) (Arm, error) {
-			addr, err := startBaseline(ctx, env, targets[0], warmUserBase)
+			addr, err := startBaseline(ctx, env, targets[0], warmUserBase, "httpbaseline")
 			if err != nil {
 				return Arm{}, err
 			}
@@ -353,8 +353,9 @@ func evict(ctx context.Context, env *Env, base, users int) error {
 	return nil
 }
 
-// startBaseline starts httpbaseline serving the bytes of user uid's first page from target.
-func startBaseline(ctx context.Context, env *Env, target string, uid int) (string, error) {
+// startBaseline starts httpbaseline serving the bytes of user uid's first page from target, as
+// process group name, with any extra flags.
+func startBaseline(ctx context.Context, env *Env, target string, uid int, name string, flags ...string) (string, error) {
 	page, err := get(ctx, fmt.Sprintf("http://%s/api/v1/posts/%d?limit=%d", target, uid, pageLimit))
 	if err != nil {
 		return "", err
@@ -371,23 +372,25 @@ func startBaseline(ctx context.Context, env *Env, target string, uid int) (strin
 	if err != nil {
 		return "", err
 	}
-	logf, err := os.Create(filepath.Join(env.Work, "httpbaseline.log"))
+	logf, err := os.Create(filepath.Join(env.Work, name+".log"))
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.Command(bin, "--listen", addr, "--body-file", body)
+	cmd := exec.Command(bin, append([]string{"--listen", addr, "--body-file", body}, flags...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("starting httpbaseline: %w", err)
+		return "", fmt.Errorf("starting %s: %w", name, err)
 	}
-	env.extra = append(env.extra, &extraProc{name: "httpbaseline", cmd: cmd})
+	env.extra = append(env.extra, &extraProc{name: name, cmd: cmd})
 	return addr, waitReady(ctx, "http://"+addr+"/", logf.Name())
 }
 
 // halfLoadRounds reads warm pages at half the median postsvcd rate of the highest connection
 // count (that many connections pacing themselves, pacedScript), interleaved with httpbaseline offered the same
 // rate (A B A B, o.pairs pairs), and reports the latency of both: the baseline's is what this
-// machine's scheduling costs any server at that load.
+// machine's scheduling costs any server at that load. Then the same against httpbaseline reading
+// one key from a cache Redis before each answer (--redis): what a page that must check one value
+// in Redis, as read-your-writes across postsvcds does, costs at that load at the least.
 func halfLoadRounds(ctx context.Context, env *Env, o options, res map[int][2][]Round, targets []string, baseline string) error {
 	half := medianRate(res[slices.Max(o.conns)][0]) / 2
 	if half < 1 {
@@ -397,7 +400,15 @@ func halfLoadRounds(ctx context.Context, env *Env, o options, res map[int][2][]R
 	script := pacedScript(fmt.Sprintf(readLua, warmUserBase, warmUsers-1, pageLimit), conns, half)
 	arms := [2]Arm{{Name: "postsvcd", Targets: targets, Path: "/", Script: script},
 		{Name: "httpbaseline", Targets: []string{baseline}, Path: "/", Script: script}}
-	return pacedPairs(ctx, env, o, "warm pages at half load", "page", arms, conns, half)
+	if err := pacedPairs(ctx, env, o, "warm pages at half load", "page", arms, conns, half); err != nil {
+		return err
+	}
+	withGet, err := startBaseline(ctx, env, targets[0], warmUserBase, "httpbaseline+GET", "--redis", env.Addr("redis1"))
+	if err != nil {
+		return err
+	}
+	arms[1] = Arm{Name: "httpbaseline+GET", Targets: []string{withGet}, Path: "/", Script: script}
+	return pacedPairs(ctx, env, o, "warm pages at half load, against one Redis GET per page", "page", arms, conns, half)
 }
 
 func medianOf(rs []Round, f func(Round) float64) float64 {

@@ -7,6 +7,9 @@
 //
 // With --body-file, every path but /batch answers that file's bytes instead: benche2e's read
 // scenarios serve a real timeline page of postsvcd that way (the same bytes, nothing computed).
+// With --redis, each such answer first reads one key (GET) from that Redis and waits for the
+// reply: the ceiling of any page that checks one value in Redis before it answers, as
+// read-your-writes across postsvcds needs (a per-user version).
 package main
 
 import (
@@ -22,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 )
 
@@ -39,6 +43,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.SetOutput(stdout)
 	listen := fs.String("listen", "127.0.0.1:8090", "host:port to serve on")
 	bodyFile := fs.String("body-file", "", "serve this file's bytes on every path but /batch")
+	redisAddr := fs.String("redis", "", "before each answer but /batch, GET one key from the Redis at this host:port")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -55,12 +60,25 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("reading --body-file: %w", err)
 		}
 	}
+	var rdb *redis.Client
+	if *redisAddr != "" {
+		// As postsvcd's cache clients: RESP2, no CLIENT SETINFO (postsvc/cache.go).
+		rdb = redis.NewClient(&redis.Options{Addr: *redisAddr, Protocol: 2, DisableIdentity: true})
+		defer rdb.Close()
+	}
 	srv := &fasthttp.Server{
 		Handler: func(c *fasthttp.RequestCtx) {
 			c.SetContentType("application/json; charset=utf-8")
 			if string(c.Path()) == "/batch" {
 				c.SetBody(batch)
 				return
+			}
+			if rdb != nil {
+				if err := rdb.Get(c, redisKey).Err(); err != nil && !errors.Is(err, redis.Nil) {
+					c.SetStatusCode(fasthttp.StatusServiceUnavailable)
+					c.SetBodyString(`{"error":"unavailable","message":"the redis read failed"}`)
+					return
+				}
 			}
 			c.SetBody(single)
 		},
@@ -79,6 +97,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer cancel()
 	return srv.ShutdownWithContext(sctx)
 }
+
+// redisKey is the key --redis reads: absent or not, a GET costs one round trip.
+const redisKey = "httpbaseline:version"
 
 // bodies returns responses shaped and sized like guidd's, with realistic 18-digit ids.
 func bodies() (single, batch []byte) {
