@@ -156,7 +156,7 @@ func TestBlocksDropStaleSpares(t *testing.T) {
 }
 
 // FuzzDecodeIDs checks the batch scanner against encoding/json: whatever it accepts, the
-// decoder reads as the same ids, and a batch as guidd writes it is always accepted.
+// decoder reads as the same ids (TestScanBatchReadsWhatGuiddWrites: it accepts guidd's batches).
 func FuzzDecodeIDs(f *testing.F) {
 	for _, s := range []string{`{"guids":["1","2"]}`, `{"guids":["1","2"]}` + "\n", `{"guids":[ "1","2"]}`,
 		`{"guids":["1","2","3"]}`, `{"guids":["01","9223372036854775807"]}`, `{"guids":["1","9223372036854775808"]}`,

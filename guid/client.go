@@ -174,7 +174,7 @@ const (
 
 // scanBatch reads a batch of exactly n ids spelled as guidd writes it: ids in quotes, separated by
 // commas, no spaces, no escapes. It reads the bytes in place, where encoding/json would reflect
-// and copy each id into a string (a tenth of postsvcd's CPU went to fetching blocks of ids).
+// and copy each id into a string (4.5 % of postsvcd's CPU in a write profile).
 // Anything else, even the same JSON spelled otherwise, is not ok and goes to encoding/json.
 func scanBatch(body []byte, n int) ([]uint64, bool) {
 	b, ok := bytes.CutPrefix(body, []byte(batchStart))
