@@ -39,7 +39,9 @@ func TestRedisFlagReadsOneKeyPerAnswer(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", itest.FreePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"--listen", addr, "--body-file", body, "--redis", r.Addr()}, io.Discard) }()
+	go func() {
+		done <- run(ctx, []string{"--listen", addr, "--body-file", body, "--redis", r.Addr()}, io.Discard)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
