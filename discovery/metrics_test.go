@@ -62,7 +62,15 @@ func waitMetric(t *testing.T, g prometheus.Gatherer, name, label string, want fl
 // when it is back; a watcher's snapshots are counted and their age grows while ZooKeeper is away.
 func TestMetricsFollowZooKeeper(t *testing.T) {
 	z := itest.StartZooKeeper(t)
-	c := dial(t, z)
+	// The session must outlast the restart below: go-zookeeper retries a lone server once a
+	// second, and the restarted server counts the session's timeout from when it loaded it, so
+	// with sessionTimeout (1.2 s) a slow restart on a busy machine could expire it before the
+	// client is back. 4 s is the most the test server grants.
+	c, err := discovery.Dial(discovery.Config{Servers: z.Addr(), SessionTimeout: 4 * time.Second}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
 	reg := prometheus.NewRegistry()
 	if err := c.RegisterMetrics(reg); err != nil {
 		t.Fatal(err)
