@@ -338,14 +338,21 @@ return trim(pl, plc, max)
 
 // fillScript merges a merge's ids into a list, then records what the list now covers. A first
 // page (from = "") sets the marker outright; a later page only lowers the x of a marker of the
-// same version that already reaches its start, keeping that marker's TTL. KEYS: pl, plc. ARGV: one
-// JSON object (fillArgs).
+// same version that already reaches its start, keeping that marker's TTL. A marker whose list is
+// gone is deleted first: a later page's fill would otherwise recreate the list with its own ids
+// only and extend a marker that still claims the newer ids (TestPaginationModel, seed
+// 1796307711479645191). KEYS: pl, plc. ARGV: one JSON object (fillArgs).
 var fillScript = redis.NewScript(trimLua + `
 local pl, plc = KEYS[1], KEYS[2]
 local a = cjson.decode(ARGV[1])
 local x = a.x
--- The list vanished (expired, evicted) since the page was read: ids read from it may be gone.
-if a.list_existed and redis.call('EXISTS', pl) == 0 then x = '' end
+if redis.call('EXISTS', pl) == 0 then
+  -- The list vanished (expired, evicted): a marker left from it claims ids that are gone, and
+  -- the ZADDs below would make a list of this page's ids alone look like the one it described.
+  redis.call('DEL', plc)
+  -- Vanished since the page was read: ids read from it may be gone, so claim nothing either.
+  if a.list_existed then x = '' end
+end
 for _, m in ipairs(a.members) do redis.call('ZADD', pl, 0, m) end
 if #a.members > 0 then redis.call('PEXPIRE', pl, a.list_ttl_ms) end
 if x ~= '' then

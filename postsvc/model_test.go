@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +34,12 @@ func TestPaginationModel(t *testing.T) {
 	h.ids.skewEvery = 7
 	h.addPeer()
 	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("MODEL_SEED"); s != "" { // to replay a failure: MODEL_SEED=<the logged seed>
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("MODEL_SEED: %v", err)
+		}
+	}
 	t.Logf("seed %d", seed)
 	rnd := rand.New(rand.NewPCG(42, seed))
 	users := []uint64{1, 2, 3, 1 << 40, 1<<63 + 5, 77}
