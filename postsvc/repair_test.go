@@ -2,6 +2,9 @@ package postsvc
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -63,4 +66,43 @@ func equalIDs(a, b []uint64) bool {
 		}
 	}
 	return true
+}
+
+// TestFillDropsTheMarkerOfAVanishedList: a user's list vanishes (evicted) while its marker and
+// token stay. Reading a later page merges with the database and writes the merge back, which
+// recreates the list with that page's posts alone: the marker must not survive it, or the next
+// first page is served from the list without the newest posts (TestPaginationModel found this
+// with seed 1796307711479645191).
+func TestFillDropsTheMarkerOfAVanishedList(t *testing.T) {
+	h := newHarness(t, 1, func(c *Config) { c.CoverageTTL = time.Hour })
+	h.advance(h.srv.svc.cfg.Settle + time.Second) // past the settle window: merges may claim coverage
+	const uid = 9
+	for i := range 25 {
+		h.write(uid, fmt.Sprintf("post %d", i), "")
+	}
+	h.db.persist()
+	want := h.db.truth(uid)
+	first := h.page(uid, 0, 10) // a merge: the marker now covers the first page and more
+	if first.NextID == nil {
+		t.Fatalf("a first page of 10 of 25 posts has no next_id")
+	}
+	next, err := strconv.ParseUint(*first.NextID, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := h.shards[0].Client(t)
+	if err := c.Del(ctx, listKey(uid)).Err(); err != nil { // evicted: marker and token stay
+		t.Fatal(err)
+	}
+	if n, _ := c.Exists(ctx, coverageKey(uid)).Result(); n != 1 {
+		t.Fatalf("the marker should still be there after the list's eviction")
+	}
+	h.page(uid, next, 10) // a later page: merged, written back, the list recreated
+	if n, _ := c.Exists(ctx, coverageKey(uid)).Result(); n != 0 {
+		t.Errorf("the marker of the vanished list survived the later page's fill")
+	}
+	if got := h.walk(uid, 1); !slices.Equal(got, want) {
+		t.Fatalf("after the list's eviction and a later page's fill:\n got %d ids %v\nwant %d ids %v", len(got), got, len(want), want)
+	}
 }
