@@ -18,8 +18,8 @@ package postsvc
 //     first page and as an extension of a marker that already reaches f for a later one.
 //   - A merge never deletes: a write landing during a rebuild is ZADDed and stays. Trims raise X to
 //     the oldest id kept whenever the list is full, atomically with the removal. A marker whose
-//     list vanished (expired, evicted) is ignored, and a merge does not claim coverage when the
-//     list vanished under it.
+//     list vanished (expired, evicted) is ignored, and deleted by the next fill before it recreates
+//     the list; a merge does not claim coverage when the list vanished under it.
 //
 // What must be atomic, and is therefore Lua: a trim with its marker raise (trimScript), and a
 // fill's conditional marker update with its ZADDs and trim (fillScript, one JSON argument with
