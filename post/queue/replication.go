@@ -110,18 +110,20 @@ func countAttached(info string) int {
 		if !ok || !strings.HasPrefix(name, "slave") || strings.Contains(name, "_") {
 			continue
 		}
-		var online bool
-		lag := -1
+		var online, current bool
 		for kv := range strings.SplitSeq(fields, ",") {
 			k, v, _ := strings.Cut(kv, "=")
 			switch k {
 			case "state":
 				online = v == "online"
 			case "lag":
-				lag, _ = strconv.Atoi(v)
+				// Redis computes the lag from its cached clock, so an acknowledgement that came
+				// in during the current second can show as lag=-1: negative is current too.
+				lag, err := strconv.Atoi(v)
+				current = err == nil && lag <= replicaMaxLag
 			}
 		}
-		if online && lag >= 0 && lag <= replicaMaxLag {
+		if online && current {
 			n++
 		}
 	}

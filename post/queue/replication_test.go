@@ -103,6 +103,27 @@ func TestEnqueueRefusedWhenReplicaHung(t *testing.T) {
 	})
 }
 
+// TestEnqueueStopsWaitingForAHungReplica: once a hung replica's last acknowledgement is more
+// than 3 s old, the primary no longer counts it as attached and writes go on single-copy
+// (failure-semantics.md §1), rather than every write being refused until repl-timeout (60 s).
+func TestEnqueueStopsWaitingForAHungReplica(t *testing.T) {
+	primary, replica := replicatedQueue(t)
+	e := newWaitingEnqueuer(t, discovery.QueueEndpoints{Primary: primary.Addr(), Secondary: []string{replica.Addr()}})
+	replica.Pause()
+	defer replica.Resume()
+	if err := enqueueBounded(t, e, samplePost(1)); !errors.Is(err, queue.ErrNotReplicated) {
+		t.Fatalf("Enqueue right after the replica hung: err = %v, want ErrNotReplicated", err)
+	}
+	id := uint64(2)
+	itest.WaitFor(t, 15*time.Second, "Enqueue to go on without the hung replica", func() bool {
+		id++
+		return enqueueBounded(t, e, samplePost(id)) == nil
+	})
+	if got := queued(t, primary); got != 1 {
+		t.Fatalf("jobs on the primary: got %d, want 1 (the refused ones withdrawn, the last one queued)", got)
+	}
+}
+
 // TestEnqueueTakenBeforeReplication: when a worker takes the job while Enqueue waits for the
 // (hung) replica, the job is on its way to the database, so the write is acknowledged.
 func TestEnqueueTakenBeforeReplication(t *testing.T) {
@@ -174,6 +195,8 @@ func TestCountAttached(t *testing.T) {
 	}{
 		{"none", "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n", 0},
 		{"one online", "role:master\r\nconnected_slaves:1\r\nslave0:ip=127.0.0.1,port=7001,state=online,offset=42,lag=0\r\n", 1},
+		{"acknowledged this second", "slave0:ip=127.0.0.1,port=7001,state=online,offset=66,lag=-1\r\n", 1},
+		{"lag not a number", "slave0:ip=127.0.0.1,port=7001,state=online,offset=42,lag=x\r\n", 0},
 		{"lagging", "slave0:ip=127.0.0.1,port=7001,state=online,offset=42,lag=9\r\n", 0},
 		{"syncing", "slave0:ip=127.0.0.1,port=7001,state=wait_bgsave,offset=0,lag=0\r\n", 0},
 		{"no lag field", "slave0:ip=127.0.0.1,port=7001,state=online,offset=42\r\n", 0},
