@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -104,9 +103,8 @@ func attachedReplicas(ctx context.Context, pool *redis.Pool) (int, error) {
 // countAttached parses INFO replication's "slaveN:ip=…,port=…,state=online,offset=…,lag=…" lines.
 func countAttached(info string) int {
 	n := 0
-	sc := bufio.NewScanner(strings.NewReader(info))
-	for sc.Scan() {
-		name, fields, ok := strings.Cut(strings.TrimSpace(sc.Text()), ":")
+	for line := range strings.Lines(info) {
+		name, fields, ok := strings.Cut(strings.TrimSpace(line), ":")
 		if !ok || !strings.HasPrefix(name, "slave") || strings.Contains(name, "_") {
 			continue
 		}

@@ -3,6 +3,8 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -210,6 +212,29 @@ func TestCountAttached(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzCountAttached: any INFO text parses without panicking, counts at most one replica per line,
+// and a well-formed online replica line added to it counts exactly when its lag is at most 3 s
+// (negative included: Redis's cached clock can print lag=-1).
+func FuzzCountAttached(f *testing.F) {
+	f.Add("role:master\r\nconnected_slaves:1\r\nslave0:ip=127.0.0.1,port=7001,state=online,offset=42,lag=0\r\n", 0)
+	f.Add("slave0:ip=a,port=1,state=online,offset=1,lag=-1\r\nslave1:state=online,lag=4", -1)
+	f.Add("slave0:state=wait_bgsave,lag=0\nslave_repl_offset:5\n", 9)
+	f.Fuzz(func(t *testing.T, info string, lag int) {
+		n := queue.CountAttached(info)
+		if lines := strings.Count(info, "\n") + 1; n < 0 || n > lines {
+			t.Fatalf("CountAttached = %d for %d lines", n, lines)
+		}
+		line := fmt.Sprintf("\r\nslave99:ip=127.0.0.1,port=7001,state=online,offset=1,lag=%d\r\n", lag)
+		want := n
+		if lag <= 3 {
+			want++
+		}
+		if got := queue.CountAttached(info + line); got != want {
+			t.Fatalf("with an online replica at lag %d added: got %d, want %d", lag, got, want)
+		}
+	})
 }
 
 // TestWorkerFollowsPromotionFromDeadPrimary: after the primary died and redismon promoted
