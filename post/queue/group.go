@@ -25,7 +25,9 @@ import (
 //
 // Two pushers: one group is in flight while the next forms. More pushers make smaller groups, and
 // each group costs the queue primary and its replica a write and an fsync: with eight, writes/s
-// at 64 connections were about 15 % lower and the queue Redis spent more CPU per post.
+// at 64 connections were about 15 % lower and the queue Redis spent more CPU per post; with one,
+// neither the rate nor the p99 at half load changed (docs/benchmarks.md, "The queue replica's
+// fsync").
 const (
 	groupMax     = 64
 	groupPushers = 2
